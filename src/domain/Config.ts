@@ -1,0 +1,73 @@
+/**
+ * The proxy's settings after parsing: what the command line (and later the
+ * config file) becomes before any layer is built.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Option, Result } from "effect"
+import * as Address from "./Address.ts"
+
+/** A backend to relay to. `address` is its `HOST:PORT` text, the key used in logs and metric labels. */
+export interface Backend {
+  readonly address: string
+  readonly host: string
+  readonly port: number
+  readonly weight: number
+}
+
+/** Builds a backend from `HOST:PORT` (or `[IPV6]:PORT`) text. */
+export const backend = (text: string, weight = 1): Result.Result<Backend, string> =>
+  Result.map(Address.parse(text), ({ host, port }) => ({
+    address: Address.format(host, port),
+    host,
+    port,
+    weight
+  }))
+
+/** The balancing strategies `--lb` accepts. */
+export const balancerNames = ["random", "p2c"] as const
+export type BalancerName = typeof balancerNames[number]
+
+/** Active health checking: how often, how long one check may take, and the thresholds. */
+export interface HealthSettings {
+  readonly interval: Duration.Duration
+  readonly timeout: Duration.Duration
+  readonly healthyThreshold: number
+  readonly unhealthyThreshold: number
+}
+
+/** Everything the proxy needs to run. */
+export interface ProxyConfig {
+  readonly listen: Address.ListenAddress
+  readonly backends: ReadonlyArray<Backend>
+  readonly balancer: BalancerName
+  readonly dialTimeout: Duration.Duration
+  readonly retries: number
+  readonly health: HealthSettings
+  readonly grace: Duration.Duration
+  readonly maxConnections: number
+  readonly idleTimeout: Option.Option<Duration.Duration>
+}
+
+/** The defaults SPEC.md states, for every setting but the backends. */
+export const defaults: Omit<ProxyConfig, "backends"> = {
+  listen: { host: undefined, port: 4000 },
+  balancer: "p2c",
+  dialTimeout: Duration.seconds(3),
+  retries: 2,
+  health: {
+    interval: Duration.seconds(5),
+    timeout: Duration.seconds(1),
+    healthyThreshold: 3,
+    unhealthyThreshold: 3
+  },
+  grace: Duration.seconds(5),
+  maxConnections: 10_000,
+  idleTimeout: Option.none()
+}
+
+/** Builds a config from the defaults, overriding what is given. */
+export const make = (overrides: Partial<ProxyConfig> & Pick<ProxyConfig, "backends">): ProxyConfig => ({
+  ...defaults,
+  ...overrides
+})

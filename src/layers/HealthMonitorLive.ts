@@ -1,0 +1,90 @@
+/**
+ * Health monitoring: one fiber per backend repeats the active check every
+ * `--health-interval`, and every result (active checks and failed dials of
+ * real connections alike) goes through the thresholds of `domain/Health`.
+ * Monitors start and stop with their backends in the registry.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Exit, FiberMap, Layer, Schedule, Stream } from "effect"
+import type { Backend, HealthSettings } from "../domain/Config.ts"
+import * as Health from "../domain/Health.ts"
+import { BackendRegistry } from "../services/BackendRegistry.ts"
+import { HealthCheck } from "../services/HealthCheck.ts"
+import { HealthMonitor } from "../services/HealthMonitor.ts"
+import { Metrics } from "../services/Metrics.ts"
+
+/** Monitors every backend of the registry with the given settings. */
+export const layer = (
+  settings: HealthSettings
+): Layer.Layer<HealthMonitor, never, BackendRegistry | HealthCheck | Metrics> =>
+  Layer.effect(
+    HealthMonitor,
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      const healthCheck = yield* HealthCheck
+      const metrics = yield* Metrics
+      const thresholds: Health.Thresholds = {
+        unhealthy: settings.unhealthyThreshold,
+        healthy: settings.healthyThreshold
+      }
+      const counters = new Map<string, Health.HealthCounter>()
+
+      const announce = (address: string, healthy: boolean) =>
+        registry.setState(address, healthy ? "HEALTHY" : "UNHEALTHY").pipe(
+          Effect.flatMap((changed) =>
+            changed
+              ? Effect.andThen(
+                metrics.healthChanged(address, healthy),
+                healthy
+                  ? Effect.logInfo(`backend ${address} now HEALTHY`)
+                  : Effect.logWarning(`backend ${address} now UNHEALTHY`)
+              )
+              : Effect.void
+          )
+        )
+
+      const report = (address: string, success: boolean) =>
+        Effect.suspend(() => {
+          const before = counters.get(address) ?? Health.initial
+          const after = Health.next(before, success, thresholds)
+          counters.set(address, after)
+          return after.healthy === before.healthy ? Effect.void : announce(address, after.healthy)
+        })
+
+      const checkOnce = (backend: Backend) =>
+        healthCheck.check(backend).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            const success = Exit.isSuccess(exit)
+            return Effect.andThen(metrics.healthChecked(backend.address, success), report(backend.address, success))
+          })
+        )
+
+      const monitors = yield* FiberMap.make<string>()
+      const start = (backend: Backend, healthy: boolean) =>
+        Effect.andThen(
+          metrics.healthChanged(backend.address, healthy),
+          FiberMap.run(monitors, backend.address, checkOnce(backend).pipe(Effect.repeat(Schedule.spaced(settings.interval))))
+        )
+
+      const changes = yield* registry.subscribe
+      for (const status of yield* registry.all) yield* start(status.backend, status.state === "HEALTHY")
+      yield* changes.pipe(
+        Stream.runForEach((change) => {
+          switch (change._tag) {
+            case "Added":
+              return start(change.backend, true)
+            case "Removed":
+              counters.delete(change.backend.address)
+              return FiberMap.remove(monitors, change.backend.address)
+            case "StateChanged":
+              return Effect.void
+          }
+        }),
+        Effect.forkScoped
+      )
+
+      return HealthMonitor.of({ report })
+    })
+  )

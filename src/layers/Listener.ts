@@ -1,0 +1,89 @@
+/**
+ * The client-facing listener. Each accepted socket is served by its own fiber
+ * in a `FiberSet`; closing the layer's scope stops listening at once, lets
+ * open connections finish for up to the grace period (or until `DrainCut`
+ * completes), then interrupts what is left, which closes its sockets.
+ *
+ * @since 0.1.0
+ */
+import * as Net from "node:net"
+import { Data, Duration, Effect, FiberSet, Layer } from "effect"
+import * as Address from "../domain/Address.ts"
+import { ConnectionHandler } from "../services/ConnectionHandler.ts"
+import { Listener } from "../services/Listener.ts"
+import { DrainCut } from "../services/Shutdown.ts"
+
+/** The listen address could not be bound. */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly address: string
+  readonly cause: NodeJS.ErrnoException
+}> {
+  override get message(): string {
+    const why = this.cause.code === "EADDRINUSE"
+      ? "address already in use"
+      : this.cause.code === "EACCES"
+      ? "permission denied"
+      : this.cause.code === "EADDRNOTAVAIL"
+      ? "address not available"
+      : this.cause.message
+    return `cannot listen on ${this.address}: ${why}`
+  }
+}
+
+/** Where and how long to drain. */
+export interface ListenerSettings {
+  readonly listen: Address.ListenAddress
+  readonly grace: Duration.Duration
+}
+
+const ignore = () => {}
+
+const bind = (server: Net.Server, address: Address.ListenAddress) =>
+  Effect.callback<Net.AddressInfo, ListenError>((resume) => {
+    const text = Address.format(address.host, address.port)
+    const onError = (cause: NodeJS.ErrnoException) => resume(Effect.fail(new ListenError({ address: text, cause })))
+    server.once("error", onError)
+    server.listen({ host: address.host, port: address.port }, () => {
+      server.off("error", onError)
+      const bound = server.address()
+      if (bound === null || typeof bound === "string") {
+        return resume(Effect.fail(new ListenError({ address: text, cause: new Error("not a TCP address") })))
+      }
+      resume(Effect.succeed(bound))
+    })
+  })
+
+/** Listens for clients and hands each to the {@link ConnectionHandler}; fails when the address cannot be bound. */
+export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenError, ConnectionHandler> =>
+  Layer.effect(Listener, Effect.gen(function*() {
+    const handler = yield* ConnectionHandler
+    const context = yield* Effect.context<never>()
+    const connections = yield* FiberSet.make()
+    const run = yield* FiberSet.runtime(connections)()
+    const server = Net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      // Until the relay watches it, an error on the socket must not crash the process.
+      socket.on("error", ignore)
+      run(handler.handle(socket))
+    })
+    const bound = yield* bind(server, settings.listen)
+    server.on("error", (error) => Effect.runForkWith(context)(Effect.logError(`listener error: ${error.message}`)))
+    const address = { host: bound.address, port: bound.port }
+    yield* Effect.logInfo(`listening on ${Address.format(address.host, address.port)}`)
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        server.close()
+        const open = yield* FiberSet.size(connections)
+        if (open > 0) {
+          yield* Effect.logInfo(`draining ${open} connection(s) for up to ${Duration.format(settings.grace)}`)
+          const cut = yield* DrainCut
+          yield* Effect.raceFirst(
+            Effect.timeoutOption(FiberSet.awaitEmpty(connections), settings.grace),
+            cut
+          )
+        }
+        yield* FiberSet.clear(connections)
+      })
+    )
+    return Listener.of({ address })
+  }))

@@ -1,0 +1,53 @@
+/**
+ * The backends the proxy relays to: their weights, health states and active
+ * connection counts, the healthy set the balancers pick from, and a stream of
+ * changes for whoever follows them (health monitors, metrics).
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, type Effect, type Scope, type Stream } from "effect"
+import type { Backend } from "../domain/Config.ts"
+
+export type { Backend } from "../domain/Config.ts"
+
+/** A backend's health: every backend starts HEALTHY. */
+export type HealthState = "HEALTHY" | "UNHEALTHY"
+
+/**
+ * A backend as the registry sees it now. The fields are live: a balancer
+ * reads `activeConnections` at the moment it picks.
+ */
+export interface BackendStatus {
+  readonly backend: Backend
+  readonly state: HealthState
+  readonly activeConnections: number
+}
+
+/** What changed in the registry. */
+export type RegistryChange = Data.TaggedEnum<{
+  Added: { readonly backend: Backend }
+  Removed: { readonly backend: Backend }
+  StateChanged: { readonly backend: Backend; readonly state: HealthState }
+}>
+
+/** Constructors and matchers for {@link RegistryChange}. */
+export const RegistryChange = Data.taggedEnum<RegistryChange>()
+
+/** The registry of backends. */
+export class BackendRegistry extends Context.Service<BackendRegistry, {
+  /** Every backend, in the order they were given. */
+  readonly all: Effect.Effect<ReadonlyArray<BackendStatus>>
+  /** The HEALTHY backends, in the order they were given. */
+  readonly healthy: Effect.Effect<ReadonlyArray<BackendStatus>>
+  /** Sets a backend's health; returns whether it changed (unknown addresses change nothing). */
+  readonly setState: (address: string, state: HealthState) => Effect.Effect<boolean>
+  /** Counts one more active connection on a backend; call it when the dial starts. */
+  readonly connectionOpened: (address: string) => Effect.Effect<void>
+  /** Counts one active connection less on a backend. */
+  readonly connectionClosed: (address: string) => Effect.Effect<void>
+  /**
+   * Subscribes to changes: the stream delivers every change made after the
+   * subscription, so subscribe first and then read `all` to miss none.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<RegistryChange>, never, Scope.Scope>
+}>()("effect-tcp-proxy/BackendRegistry") {}
