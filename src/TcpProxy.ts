@@ -17,8 +17,20 @@ import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
 import type { BackendRegistry } from "./services/BackendRegistry.ts"
+import type { Balancer } from "./services/Balancer.ts"
+import type { Dialer } from "./services/Dialer.ts"
+import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
+
+/** Layers that replace the live ones: a registry fed by other discovery, a custom balancer, test doubles. */
+export interface Overrides {
+  readonly registry?: Layer.Layer<BackendRegistry>
+  readonly balancer?: Layer.Layer<Balancer, never, BackendRegistry>
+  readonly dialer?: Layer.Layer<Dialer>
+  readonly healthCheck?: Layer.Layer<HealthCheck, never, Dialer>
+  readonly metrics?: Layer.Layer<Metrics>
+}
 
 /**
  * Runs the proxy for as long as the layer's scope is open. It provides the
@@ -26,14 +38,19 @@ import type { Metrics } from "./services/Metrics.ts"
  * embeds or tests it.
  */
 export const layer = (
-  config: ProxyConfig
+  config: ProxyConfig,
+  overrides: Overrides = {}
 ): Layer.Layer<Listener | BackendRegistry | Metrics, ListenerLive.ListenError> => {
-  const foundation = Layer.mergeAll(BackendRegistryLive.layer(config.backends), MetricsLive.layer, DialerLive.layer)
+  const foundation = Layer.mergeAll(
+    overrides.registry ?? BackendRegistryLive.layer(config.backends),
+    overrides.metrics ?? MetricsLive.layer,
+    overrides.dialer ?? DialerLive.layer
+  )
   const health = HealthMonitorLive.layer(config.health).pipe(
-    Layer.provide(HealthCheckLive.layer(config.health.timeout))
+    Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer(config.health.timeout))
   )
   const handler = ConnectionHandlerLive.layer(config).pipe(
-    Layer.provide(Layer.mergeAll(health, BalancerLive.make(config.balancer)))
+    Layer.provide(Layer.mergeAll(health, overrides.balancer ?? BalancerLive.make(config.balancer)))
   )
   return ListenerLive.layer(config).pipe(
     Layer.provide(handler),

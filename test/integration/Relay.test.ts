@@ -1,0 +1,200 @@
+import { randomBytes } from "node:crypto"
+import type * as Net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Layer } from "effect"
+import * as DialerLive from "../../src/layers/DialerLive.ts"
+import { Dialer } from "../../src/services/Dialer.ts"
+import {
+  captureLogs,
+  connect,
+  echoServer,
+  exchange,
+  type LogLine,
+  openFds,
+  readAll,
+  readAtLeast,
+  server,
+  sha256,
+  startProxy,
+  testConfig,
+  until
+} from "./helpers.ts"
+
+const closedLine = (lines: ReadonlyArray<LogLine>) => lines.filter((line) => line.message === "connection closed")
+
+describe("relay", () => {
+  it.live("echoes bytes unchanged and logs one line per connection", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const reply = yield* exchange(proxy.port, "hello, proxy")
+      assert.strictEqual(reply.data.toString(), "hello, proxy")
+      assert.isUndefined(reply.error)
+      yield* until("the connection log line", () => closedLine(lines).length === 1)
+      const [line] = closedLine(lines)
+      assert.strictEqual(line!.annotations.backend, backend.address)
+      assert.match(String(line!.annotations.client), /^127\.0\.0\.1:\d+$/)
+      assert.strictEqual(line!.annotations.bytes_in, 12)
+      assert.strictEqual(line!.annotations.bytes_out, 12)
+      assert.strictEqual(line!.annotations.end, "done")
+      assert.isNumber(line!.annotations.duration_ms)
+    }).pipe(Effect.provide(captureLogs(lines)))
+  })
+
+  it.live("carries 32 MiB each way intact", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const payload = randomBytes(32 * 1024 * 1024)
+      const reply = yield* exchange(proxy.port, payload)
+      assert.strictEqual(reply.data.length, payload.length)
+      assert.strictEqual(sha256(reply.data), sha256(payload))
+      const snapshot = yield* proxy.metrics.snapshot
+      assert.include(snapshot, `tcp_proxy_frontend_bytes_received_total: ${payload.length}`)
+      assert.include(snapshot, `tcp_proxy_frontend_bytes_sent_total: ${payload.length}`)
+      assert.include(snapshot, `tcp_proxy_backend_bytes_sent_total{backend="${backend.address}"}: ${payload.length}`)
+    }), { timeout: 60_000 })
+
+  it.live("client FIN reaches the backend while the backend keeps sending", () =>
+    Effect.gen(function*() {
+      // The backend answers only once the client has half-closed, then sends more and ends.
+      const backend = yield* server((socket) => {
+        const chunks: Array<Buffer> = []
+        socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+        socket.on("end", () => {
+          socket.write(`got ${Buffer.concat(chunks).toString()};`)
+          setImmediate(() => socket.end("after your FIN"))
+        })
+      })
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const reply = yield* exchange(proxy.port, "request")
+      assert.strictEqual(reply.data.toString(), "got request;after your FIN")
+    }))
+
+  it.live("backend FIN reaches the client while the client keeps sending", () =>
+    Effect.gen(function*() {
+      const late = yield* Deferred.make<string>()
+      // The backend greets and half-closes at once, then reads what the client sends after.
+      const backend = yield* server((socket) => {
+        socket.end("bye")
+        const chunks: Array<Buffer> = []
+        socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+        socket.on("end", () => Deferred.doneUnsafe(late, Effect.succeed(Buffer.concat(chunks).toString())))
+      })
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const client = yield* connect(proxy.port)
+      const received = readAll(client)
+      client.once("end", () => client.end("still talking"))
+      assert.strictEqual(yield* Deferred.await(late), "still talking")
+      const reply = yield* received
+      assert.strictEqual(reply.data.toString(), "bye")
+      assert.isUndefined(reply.error)
+    }))
+
+  it.live("a backend reset resets the client and counts an io error", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const backend = yield* server((socket) => socket.once("data", () => socket.resetAndDestroy()))
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const client = yield* connect(proxy.port)
+      const received = readAll(client)
+      client.write("boom")
+      const result = yield* received
+      assert.isDefined(result.error)
+      yield* until("the connection log line", () => closedLine(lines).length === 1)
+      assert.strictEqual(closedLine(lines)[0]!.annotations.end, "backend_reset")
+      assert.include(yield* proxy.metrics.snapshot, `tcp_proxy_errors_total{kind="io"}: 1`)
+    }).pipe(Effect.provide(captureLogs(lines)))
+  })
+
+  it.live("a client reset closes the backend", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const backendClosed = yield* Deferred.make<void>()
+      const backend = yield* server((socket) => socket.once("close", () => Deferred.doneUnsafe(backendClosed, Effect.void)))
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const client = yield* connect(proxy.port)
+      yield* until("the backend connection", () => backend.accepted.length === 1)
+      client.resetAndDestroy()
+      yield* Deferred.await(backendClosed)
+      yield* until("the connection log line", () => closedLine(lines).length === 1)
+      assert.strictEqual(closedLine(lines)[0]!.annotations.end, "client_reset")
+    }).pipe(Effect.provide(captureLogs(lines)))
+  })
+
+  it.live("a slow reader slows its writer: proxy buffers stay bounded", () =>
+    Effect.gen(function*() {
+      // The backend writes as fast as the proxy accepts; the client does not read.
+      let written = 0
+      const backend = yield* server((socket) => {
+        const chunk = Buffer.alloc(64 * 1024)
+        const pump = () => {
+          while (written < 256 * 1024 * 1024 && socket.write(chunk)) written += chunk.length
+        }
+        socket.on("drain", pump)
+        pump()
+      })
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const client = yield* connect(proxy.port)
+      client.pause()
+      yield* until("the backend to be blocked", () => written > 0 && backend.accepted[0]!.writableNeedDrain)
+      const blockedAt = written
+      // Reading a little lets only a little more through.
+      yield* readAtLeast(client, 1024 * 1024)
+      assert.isBelow(written, 256 * 1024 * 1024)
+      assert.isBelow(blockedAt, 64 * 1024 * 1024, "socket buffers, not the whole stream, sit between")
+    }))
+
+  it.live("no socket of a connection stays open after it ends", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      // Warm up once so lazily opened handles do not count.
+      yield* exchange(proxy.port, "warm-up")
+      yield* until("warm-up sockets to close", () => backend.accepted.every((socket) => socket.closed))
+      const baseline = openFds()
+      for (let i = 0; i < 20; i++) yield* exchange(proxy.port, `round ${i}`)
+      // A client that resets, and one that half-closes and leaves.
+      const resetter = yield* connect(proxy.port)
+      resetter.resetAndDestroy()
+      const halfCloser = yield* connect(proxy.port)
+      const echoed = readAll(halfCloser)
+      halfCloser.end("bye")
+      assert.strictEqual((yield* echoed).data.toString(), "bye")
+      yield* until("every backend socket to close", () => backend.accepted.every((socket) => socket.closed))
+      yield* until("fds to return to the baseline", () => openFds() <= baseline)
+    }))
+
+  it.live("a client that sends FIN while its backend is being dialled is served and cleaned up", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const release = yield* Deferred.make<void>()
+      const dialling = yield* Deferred.make<void>()
+      // A dialer that holds every dial until the test releases it.
+      const slowDialer = Layer.effect(
+        Dialer,
+        Effect.gen(function*() {
+          const live = yield* Dialer
+          return Dialer.of({
+            dial: (target, timeout) =>
+              Deferred.succeed(dialling, undefined).pipe(
+                Effect.andThen(Deferred.await(release)),
+                Effect.andThen(live.dial(target, timeout))
+              )
+          })
+        })
+      ).pipe(Layer.provide(DialerLive.layer))
+      const proxy = yield* startProxy(testConfig([backend.address]), { dialer: slowDialer })
+      const client: Net.Socket = yield* connect(proxy.port)
+      const received = readAll(client)
+      client.end("early words")
+      yield* Deferred.await(dialling)
+      yield* Deferred.succeed(release, undefined)
+      const reply = yield* received
+      assert.strictEqual(reply.data.toString(), "early words")
+      yield* until("the backend socket to close", () => backend.accepted.every((socket) => socket.closed))
+      const active = yield* proxy.registry.all
+      assert.strictEqual(active[0]!.activeConnections, 0)
+    }))
+})
