@@ -41,7 +41,9 @@ export const parse = (input: string, lowestPort = 1): Result.Result<HostPort, st
   const host = input.slice(0, colon)
   if (host === "") return Result.fail(`missing host in "${input}" (expected HOST:PORT)`)
   if (host.includes(":")) return Result.fail(`IPv6 address must be in brackets in "${input}" (expected [ADDR]:PORT)`)
-  if (isIP(host) === 0 && !hostName.test(host)) return Result.fail(`invalid host in "${input}"`)
+  if (isIP(host) === 0 && (!hostName.test(host) || /^[\d.]+$/.test(host))) {
+    return Result.fail(`invalid host in "${input}"`)
+  }
   return Result.map(portOf(input.slice(colon + 1), input, lowestPort), (port) => ({ host, port }))
 }
 

@@ -48,7 +48,7 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     connectionClosed: (address) =>
       Effect.sync(() => {
         const entry = entries.get(address)
-        if (entry !== undefined) entry.activeConnections--
+        if (entry !== undefined && entry.activeConnections > 0) entry.activeConnections--
       }),
     subscribe: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
   })

@@ -30,26 +30,32 @@ export const layer = (
       }
       const counters = new Map<string, Health.HealthCounter>()
 
-      const announce = (address: string, healthy: boolean) =>
-        registry.setState(address, healthy ? "HEALTHY" : "UNHEALTHY").pipe(
-          Effect.flatMap((changed) =>
-            changed
-              ? Effect.andThen(
-                metrics.healthChanged(address, healthy),
-                healthy
-                  ? Effect.logInfo(`backend ${address} now HEALTHY`)
-                  : Effect.logWarning(`backend ${address} now UNHEALTHY`)
-              )
-              : Effect.void
-          )
+      /** Writes the counter's current state to the registry, logging and measuring a change. */
+      const announce = (address: string) =>
+        Effect.suspend(() => {
+          const healthy = counters.get(address)?.healthy ?? true
+          return registry.setState(address, healthy ? "HEALTHY" : "UNHEALTHY")
+        }).pipe(
+          Effect.flatMap((changed) => {
+            if (!changed) return Effect.void
+            const healthy = counters.get(address)?.healthy ?? true
+            return Effect.andThen(
+              metrics.healthChanged(address, healthy),
+              healthy
+                ? Effect.logInfo(`backend ${address} now HEALTHY`)
+                : Effect.logWarning(`backend ${address} now UNHEALTHY`)
+            )
+          })
         )
 
+      /** Applies one result to a monitored backend; results for unknown backends are dropped. */
       const report = (address: string, success: boolean) =>
         Effect.suspend(() => {
-          const before = counters.get(address) ?? Health.initial
+          const before = counters.get(address)
+          if (before === undefined) return Effect.void
           const after = Health.next(before, success, thresholds)
           counters.set(address, after)
-          return after.healthy === before.healthy ? Effect.void : announce(address, after.healthy)
+          return after.healthy === before.healthy ? Effect.void : announce(address)
         })
 
       const checkOnce = (backend: Backend) =>
@@ -62,11 +68,15 @@ export const layer = (
         )
 
       const monitors = yield* FiberMap.make<string>()
+      /** Starts monitoring a backend from the state the registry gives it. */
       const start = (backend: Backend, healthy: boolean) =>
-        Effect.andThen(
-          metrics.healthChanged(backend.address, healthy),
-          FiberMap.run(monitors, backend.address, checkOnce(backend).pipe(Effect.repeat(Schedule.spaced(settings.interval))))
-        )
+        Effect.suspend(() => {
+          counters.set(backend.address, { healthy, streak: 0 })
+          return Effect.andThen(
+            metrics.healthChanged(backend.address, healthy),
+            FiberMap.run(monitors, backend.address, checkOnce(backend).pipe(Effect.repeat(Schedule.fixed(settings.interval))))
+          )
+        })
 
       const changes = yield* registry.subscribe
       for (const status of yield* registry.all) yield* start(status.backend, status.state === "HEALTHY")
