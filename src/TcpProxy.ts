@@ -9,7 +9,7 @@
 import { Layer } from "effect"
 import type { ProxyConfig } from "./domain/Config.ts"
 import * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
-import * as BalancerLive from "./layers/BalancerLive.ts"
+import * as BalancerLive from "./layers/balancers/BalancerLive.ts"
 import * as ConnectionHandlerLive from "./layers/ConnectionHandlerLive.ts"
 import * as DialerLive from "./layers/DialerLive.ts"
 import * as HealthCheckLive from "./layers/HealthCheckLive.ts"

@@ -25,7 +25,7 @@ export const backend = (text: string, weight = 1): Result.Result<Backend, string
   }))
 
 /** The balancing strategies `--lb` accepts. */
-export const balancerNames = ["random", "p2c"] as const
+export const balancerNames = ["random", "p2c", "round-robin", "least-conn", "hash"] as const
 export type BalancerName = typeof balancerNames[number]
 
 /** Active health checking: how often, how long one check may take, and the thresholds. */

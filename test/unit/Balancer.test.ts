@@ -2,7 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Random } from "effect"
 import type { Backend, BalancerName } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
-import * as BalancerLive from "../../src/layers/BalancerLive.ts"
+import * as BalancerLive from "../../src/layers/balancers/BalancerLive.ts"
+import { powerOfTwoChoices } from "../../src/layers/balancers/Random.ts"
+import { load, weightedShuffle } from "../../src/layers/balancers/Strategy.ts"
 import { Balancer, type ClientInfo } from "../../src/services/Balancer.ts"
 import { BackendRegistry, type BackendStatus } from "../../src/services/BackendRegistry.ts"
 
@@ -231,44 +233,44 @@ describe("BalancerLive strategies", () => {
   const order = (statuses: ReadonlyArray<BackendStatus>) => statuses.map((s) => s.backend.address)
 
   it("load is active connections per unit of weight", () => {
-    assert.strictEqual(BalancerLive.load(status(backend("h", 1, 4), 2)), 0.5)
-    assert.strictEqual(BalancerLive.load(status(backend("h", 1, 1), 3)), 3)
-    assert.strictEqual(BalancerLive.load(status(backend("h", 1, 2), 0)), 0)
+    assert.strictEqual(load(status(backend("h", 1, 4), 2)), 0.5)
+    assert.strictEqual(load(status(backend("h", 1, 1), 3)), 3)
+    assert.strictEqual(load(status(backend("h", 1, 2), 0)), 0)
   })
 
   it("weightedShuffle with equal draws puts heavier backends first", () => {
     const light = backend("10.0.3.1", 80, 1)
     const medium = backend("10.0.3.2", 80, 2)
     const heavy = backend("10.0.3.3", 80, 5)
-    const shuffled = BalancerLive.weightedShuffle([status(light), status(medium), status(heavy)], () => 0.5)
+    const shuffled = weightedShuffle([status(light), status(medium), status(heavy)], () => 0.5)
     assert.deepStrictEqual(order(shuffled), [heavy.address, medium.address, light.address])
   })
 
   it("weightedShuffle with equal weights follows the draws, smallest draw first", () => {
-    const shuffled = BalancerLive.weightedShuffle([status(a), status(b), status(c)], sequence([0.9, 0.1, 0.5]))
+    const shuffled = weightedShuffle([status(a), status(b), status(c)], sequence([0.9, 0.1, 0.5]))
     assert.deepStrictEqual(order(shuffled), [b.address, c.address, a.address])
   })
 
   it("weightedShuffle handles a draw of 0 and empty input", () => {
-    assert.deepStrictEqual(order(BalancerLive.weightedShuffle([status(a), status(b)], sequence([0.5, 0]))), [b.address, a.address])
-    assert.deepStrictEqual(BalancerLive.weightedShuffle([], () => 0.5), [])
+    assert.deepStrictEqual(order(weightedShuffle([status(a), status(b)], sequence([0.5, 0]))), [b.address, a.address])
+    assert.deepStrictEqual(weightedShuffle([], () => 0.5), [])
   })
 
   it("powerOfTwoChoices swaps the two picks when the second is less loaded, and only then", () => {
     // draws make a, then b, then c the shuffle order
     const draws = [0.1, 0.5, 0.9]
-    assert.deepStrictEqual(order(BalancerLive.powerOfTwoChoices([status(a, 2), status(b, 1), status(c, 0)], sequence(draws))), [
+    assert.deepStrictEqual(order(powerOfTwoChoices([status(a, 2), status(b, 1), status(c, 0)], sequence(draws))), [
       b.address,
       a.address,
       c.address
     ])
-    assert.deepStrictEqual(order(BalancerLive.powerOfTwoChoices([status(a, 1), status(b, 2), status(c, 0)], sequence(draws))), [
+    assert.deepStrictEqual(order(powerOfTwoChoices([status(a, 1), status(b, 2), status(c, 0)], sequence(draws))), [
       a.address,
       b.address,
       c.address
     ])
     // a tie keeps the drawn order
-    assert.deepStrictEqual(order(BalancerLive.powerOfTwoChoices([status(a, 1), status(b, 1), status(c, 0)], sequence(draws))), [
+    assert.deepStrictEqual(order(powerOfTwoChoices([status(a, 1), status(b, 1), status(c, 0)], sequence(draws))), [
       a.address,
       b.address,
       c.address
@@ -276,12 +278,7 @@ describe("BalancerLive strategies", () => {
   })
 
   it("powerOfTwoChoices copes with one backend or none", () => {
-    assert.deepStrictEqual(order(BalancerLive.powerOfTwoChoices([status(a, 5)], () => 0.3)), [a.address])
-    assert.deepStrictEqual(BalancerLive.powerOfTwoChoices([], () => 0.3), [])
-  })
-
-  it("random is the weighted shuffle", () => {
-    const statuses = [status(a, 9), status(b), status(c, 3)]
-    assert.deepStrictEqual(order(BalancerLive.random(statuses, sequence([0.2, 0.7, 0.4]))), [a.address, c.address, b.address])
+    assert.deepStrictEqual(order(powerOfTwoChoices([status(a, 5)], () => 0.3)), [a.address])
+    assert.deepStrictEqual(powerOfTwoChoices([], () => 0.3), [])
   })
 })

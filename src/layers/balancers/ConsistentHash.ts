@@ -1,0 +1,94 @@
+/**
+ * `hash`: consistent hashing of the client IP on a ring of virtual nodes.
+ * Each backend owns `weight x 1000` points of the ring; a client hashes to a
+ * point and takes the first HEALTHY backend clockwise from it, then the next
+ * distinct ones for retries. The ring holds every registered backend, healthy
+ * or not, so a backend that turns UNHEALTHY moves only its own clients (to
+ * the next backend on the ring) and gets them back when it returns.
+ *
+ * @since 0.1.0
+ */
+import type { BackendStatus } from "../../services/BackendRegistry.ts"
+import type { Strategy } from "./Strategy.ts"
+
+/** Points per unit of weight: enough for each backend's share to land within a few percent of its weight. */
+export const pointsPerWeight = 1000
+
+/** 32-bit FNV-1a followed by the murmur3 finaliser, for a well-spread hash of short strings. */
+export const hash32 = (text: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** A ring: sorted points and, for each point, the index of its backend in `backends`. */
+export interface Ring {
+  readonly backends: ReadonlyArray<BackendStatus>
+  readonly points: Uint32Array
+  readonly owners: Uint32Array
+}
+
+/** Builds the ring of `backends`. */
+export const makeRing = (backends: ReadonlyArray<BackendStatus>): Ring => {
+  const entries: Array<readonly [point: number, owner: number]> = []
+  backends.forEach((status, owner) => {
+    const count = status.backend.weight * pointsPerWeight
+    for (let i = 0; i < count; i++) entries.push([hash32(`${status.backend.address}#${i}`), owner])
+  })
+  entries.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  return {
+    backends,
+    points: Uint32Array.from(entries, ([point]) => point),
+    owners: Uint32Array.from(entries, ([, owner]) => owner)
+  }
+}
+
+/** The index of the first point at or after `point`, wrapping to 0. */
+const firstAtOrAfter = (points: Uint32Array, point: number): number => {
+  let low = 0
+  let high = points.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (points[mid]! < point) low = mid + 1
+    else high = mid
+  }
+  return low === points.length ? 0 : low
+}
+
+/** The distinct HEALTHY backends clockwise from `key`'s point, first owner first. */
+export const lookup = (ring: Ring, key: string): Array<BackendStatus> => {
+  const found: Array<BackendStatus> = []
+  const { backends, points, owners } = ring
+  if (points.length === 0) return found
+  const seen = new Uint8Array(backends.length)
+  let distinct = 0
+  const start = firstAtOrAfter(points, hash32(key))
+  for (let step = 0; step < points.length && distinct < backends.length; step++) {
+    const owner = owners[(start + step) % points.length]!
+    if (seen[owner] === 1) continue
+    seen[owner] = 1
+    distinct++
+    const status = backends[owner]!
+    if (status.state === "HEALTHY") found.push(status)
+  }
+  return found
+}
+
+/** A fresh `hash` balancer; it rebuilds its ring when the registry's backends change. */
+export const consistentHash = (): Strategy => {
+  let ring: Ring | undefined
+  return {
+    order: (_healthy, { all, client }) => {
+      if (ring === undefined || ring.backends !== all) ring = makeRing(all)
+      return lookup(ring, client.ip)
+    }
+  }
+}
