@@ -13,6 +13,7 @@ import { Argument, CliConfig, CliError, CliOutput, Command, Flag, GlobalFlag } f
 import * as Address from "./domain/Address.ts"
 import * as Config from "./domain/Config.ts"
 import * as Duration from "./domain/Duration.ts"
+import * as ProxyProtocol from "./domain/ProxyProtocol.ts"
 import * as Logging from "./layers/Logging.ts"
 import { ListenError } from "./layers/Listener.ts"
 import { Metrics } from "./services/Metrics.ts"
@@ -27,11 +28,20 @@ const version = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String 
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 ).version
 
+const durationExpected = () => `a duration such as 3s, 500ms, 1m30s or "3 seconds"`
+
 const duration = (name: string, fallback: string, description: string) =>
   Flag.String(name).pipe(
     Flag.withDefault(fallback),
-    Flag.filterMap(Duration.parse, () => `a duration such as 3s, 500ms, 1m30s or "3 seconds"`),
+    Flag.filterMap(Duration.parse, durationExpected),
     Flag.withDescription(`${description} (default ${fallback})`)
+  )
+
+const optionalDuration = (name: string, description: string) =>
+  Flag.String(name).pipe(
+    Flag.filterMap(Duration.parse, durationExpected),
+    Flag.optional,
+    Flag.withDescription(`${description} (default: none)`)
   )
 
 const choice = <const A extends string>(name: string, values: ReadonlyArray<A>, fallback: A, description: string) =>
@@ -76,6 +86,9 @@ const flags = {
   healthyThreshold: count("healthy-threshold", 3, 1, "consecutive successes to turn HEALTHY"),
   unhealthyThreshold: count("unhealthy-threshold", 3, 1, "consecutive failures to turn UNHEALTHY"),
   grace: duration("grace", "5s", "drain time on shutdown"),
+  maxConnections: count("max-connections", 10_000, 1, "concurrent client connections; past it new clients are closed at once"),
+  idleTimeout: optionalDuration("idle-timeout", "close a connection with no bytes in either direction for this long"),
+  proxyProtocol: choice("proxy-protocol", ProxyProtocol.modes, "off", "send a PROXY protocol header to the backend"),
   logLevel: choice("log-level", logLevels, "info", "log level"),
   logFormat: choice("log-format", Logging.formats, "text", "log format")
 }
@@ -105,7 +118,10 @@ const toConfig = Effect.fnUntraced(function*(input: Flags) {
       healthyThreshold: input.healthyThreshold,
       unhealthyThreshold: input.unhealthyThreshold
     },
-    grace: input.grace
+    grace: input.grace,
+    maxConnections: input.maxConnections,
+    idleTimeout: input.idleTimeout,
+    proxyProtocol: input.proxyProtocol
   })
 })
 

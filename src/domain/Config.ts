@@ -6,6 +6,7 @@
  */
 import { Duration, Option, Result } from "effect"
 import * as Address from "./Address.ts"
+import type * as ProxyProtocol from "./ProxyProtocol.ts"
 
 /** A backend to relay to. `address` is its `HOST:PORT` text, the key used in logs and metric labels. */
 export interface Backend {
@@ -47,6 +48,7 @@ export interface ProxyConfig {
   readonly grace: Duration.Duration
   readonly maxConnections: number
   readonly idleTimeout: Option.Option<Duration.Duration>
+  readonly proxyProtocol: ProxyProtocol.Mode
 }
 
 /** The defaults SPEC.md states, for every setting but the backends. */
@@ -63,7 +65,8 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   },
   grace: Duration.seconds(5),
   maxConnections: 10_000,
-  idleTimeout: Option.none()
+  idleTimeout: Option.none(),
+  proxyProtocol: "off"
 }
 
 /** Builds a config from the defaults, overriding what is given. */

@@ -6,9 +6,10 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { type Duration, Effect, Exit, Layer } from "effect"
+import { Duration, Effect, Exit, Layer, Option } from "effect"
 import * as Address from "../domain/Address.ts"
-import type { Backend } from "../domain/Config.ts"
+import type { Backend, ProxyConfig } from "../domain/Config.ts"
+import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 import { Balancer } from "../services/Balancer.ts"
 import { BackendRegistry } from "../services/BackendRegistry.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
@@ -18,13 +19,13 @@ import { type ErrorKind, Metrics } from "../services/Metrics.ts"
 import { relay, type RelayEnd } from "./Relay.ts"
 
 /** How a connection ended, the `end` field of its log line. */
-export type ConnectionEnd = RelayEnd | "idle_timeout" | "dial_failed" | "no_backend" | "rejected" | "shutdown"
+export type ConnectionEnd = RelayEnd | "dial_failed" | "no_backend" | "rejected" | "shutdown"
 
 /** What the handler needs from the configuration. */
-export interface HandlerSettings {
-  readonly dialTimeout: Duration.Duration
-  readonly retries: number
-}
+export type HandlerSettings = Pick<
+  ProxyConfig,
+  "dialTimeout" | "retries" | "maxConnections" | "idleTimeout" | "proxyProtocol"
+>
 
 const errorKind = (end: ConnectionEnd): ErrorKind | undefined => {
   switch (end) {
@@ -72,6 +73,9 @@ export const layer = (
       const monitor = yield* HealthMonitor
       const metrics = yield* Metrics
       const dialer = yield* Dialer
+      const idleTimeoutMs = Option.match(settings.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
+      /** Client connections being served now, for `--max-connections`. */
+      let open = 0
 
       /** Dials the candidates in order, up to `retries` after the first; counts every attempt. */
       const connect = Effect.fnUntraced(function*(conn: Connection, candidates: ReadonlyArray<Backend>) {
@@ -100,6 +104,10 @@ export const layer = (
 
       const serve = Effect.fnUntraced(function*(conn: Connection) {
         yield* metrics.connectionAccepted
+        if (open > settings.maxConnections) {
+          conn.end = "rejected"
+          return yield* metrics.connectionRejected
+        }
         const candidates = yield* balancer.candidates({ ip: conn.ip, port: conn.client.remotePort ?? 0 })
         if (candidates.length === 0) {
           conn.end = "no_backend"
@@ -111,12 +119,20 @@ export const layer = (
           return
         }
         conn.upstream = upstream
-        conn.end = yield* relay(conn.client, upstream)
+        const header = ProxyProtocol.header(settings.proxyProtocol, {
+          sourceAddress: conn.ip,
+          sourcePort: conn.client.remotePort ?? 0,
+          destinationAddress: conn.client.localAddress ?? "",
+          destinationPort: conn.client.localPort ?? 0
+        })
+        if (header !== undefined) upstream.write(header)
+        conn.end = yield* relay(conn.client, upstream, idleTimeoutMs)
       })
 
       const finish = (conn: Connection) =>
         Effect.suspend(() => {
           const { client, upstream, activeOn, dialled } = conn
+          open--
           client.destroy()
           upstream?.destroy()
           const durationMs = performance.now() - conn.started
@@ -150,6 +166,7 @@ export const layer = (
         handle: (client) =>
           Effect.suspend(() => {
             const conn = new Connection(client, Address.unmapIPv4(client.remoteAddress ?? ""))
+            open++
             return serve(conn).pipe(Effect.ensuring(finish(conn)))
           })
       })
