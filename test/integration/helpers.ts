@@ -61,11 +61,11 @@ export const deadPort = Effect.callback<number>((resume) => {
   })
 })
 
-/** A client connection to 127.0.0.1:port, destroyed when the scope ends. */
-export const connect = (port: number) =>
+/** A client connection to host:port (127.0.0.1 unless given), destroyed when the scope ends. */
+export const connect = (port: number, host = "127.0.0.1") =>
   Effect.acquireRelease(
     Effect.callback<Net.Socket, Error>((resume) => {
-      const socket = Net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
+      const socket = Net.connect({ host, port, allowHalfOpen: true })
       socket.once("error", (error) => resume(Effect.fail(error)))
       socket.once("connect", () => resume(Effect.succeed(socket)))
     }),

@@ -1,0 +1,80 @@
+import type * as Net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as ProxyProtocol from "../../src/domain/ProxyProtocol.ts"
+import { connect, readAll, server, startProxy, testConfig, until } from "./helpers.ts"
+
+/** A backend that records what each connection sent, and answers "ok" once the client has half-closed. */
+const recordingBackend = Effect.gen(function*() {
+  const received = new Map<Net.Socket, Buffer>()
+  const backend = yield* server((socket) => {
+    const chunks: Array<Buffer> = []
+    received.set(socket, Buffer.alloc(0))
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      received.set(socket, Buffer.concat(chunks))
+    })
+    socket.on("end", () => socket.end("ok"))
+  })
+  return { backend, received }
+})
+
+/** Connects to the proxy, sends `payload`, half-closes and waits for the reply; returns the client's ports. */
+const send = (port: number, payload: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* connect(port)
+    const reply = readAll(client)
+    const ends = { sourcePort: client.localPort!, destinationPort: client.remotePort! }
+    client.end(payload)
+    assert.strictEqual((yield* reply).data.toString(), "ok")
+    return ends
+  }))
+
+describe("PROXY protocol", () => {
+  for (const mode of ["v1", "v2"] as const) {
+    it.live(`${mode}: the header comes first on each backend connection, health checks carry none`, () =>
+      Effect.gen(function*() {
+        const { backend, received } = yield* recordingBackend
+        const proxy = yield* startProxy(testConfig([backend.address], { proxyProtocol: mode }))
+        const ends = yield* send(proxy.port, "payload")
+        const expected = ProxyProtocol.header(mode, {
+          sourceAddress: "127.0.0.1",
+          sourcePort: ends.sourcePort,
+          destinationAddress: "127.0.0.1",
+          destinationPort: proxy.port
+        })!
+        const withData = [...received.values()].filter((bytes) => bytes.length > 0)
+        assert.strictEqual(withData.length, 1)
+        assert.deepStrictEqual(withData[0], Buffer.concat([expected, Buffer.from("payload")]))
+        // The first active check ran at start: a connection that carried no byte.
+        yield* until("a health check connection", () => [...received.values()].some((bytes) => bytes.length === 0))
+      }))
+  }
+
+  it.live("v1 and v2 carry an IPv6 client as TCP6", () =>
+    Effect.gen(function*() {
+      const { backend, received } = yield* recordingBackend
+      for (const mode of ["v1", "v2"] as const) {
+        received.clear()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const proxy = yield* startProxy(testConfig([backend.address], { proxyProtocol: mode, listen: { host: "::1", port: 0 } }))
+          const client = yield* Effect.scoped(Effect.gen(function*() {
+            const socket = yield* connect(proxy.port, "::1")
+            const reply = readAll(socket)
+            const sourcePort = socket.localPort!
+            socket.end("six")
+            yield* reply
+            return sourcePort
+          }))
+          const bytes = [...received.values()].find((data) => data.length > 0)!
+          const header = ProxyProtocol.header(mode, {
+            sourceAddress: "::1",
+            sourcePort: client,
+            destinationAddress: "::1",
+            destinationPort: proxy.port
+          })!
+          assert.deepStrictEqual(bytes, Buffer.concat([header, Buffer.from("six")]))
+        }))
+      }
+    }))
+})
