@@ -61,8 +61,7 @@ const count = (name: string, fallback: number, minimum: number, description: str
     Flag.withDescription(`${description} (default ${fallback})`)
   )
 
-const logLevels = ["debug", "info", "warn", "error"] as const
-const effectLevel: Record<typeof logLevels[number], LogLevel.LogLevel> = {
+const effectLevel: Record<Config.LogLevelName, LogLevel.LogLevel> = {
   debug: "Debug",
   info: "Info",
   warn: "Warn",
@@ -89,8 +88,8 @@ const flags = {
   maxConnections: count("max-connections", 10_000, 1, "concurrent client connections; past it new clients are closed at once"),
   idleTimeout: optionalDuration("idle-timeout", "close a connection with no bytes in either direction for this long"),
   proxyProtocol: choice("proxy-protocol", ProxyProtocol.modes, "off", "send a PROXY protocol header to the backend"),
-  logLevel: choice("log-level", logLevels, "info", "log level"),
-  logFormat: choice("log-format", Logging.formats, "text", "log format")
+  logLevel: choice("log-level", Config.logLevels, "info", "log level"),
+  logFormat: choice("log-format", Config.logFormats, "text", "log format")
 }
 
 type Flags = Command.Command.Config.Infer<typeof flags>

@@ -37,6 +37,36 @@ export interface HealthSettings {
   readonly unhealthyThreshold: number
 }
 
+/** The log levels `--log-level` accepts. */
+export const logLevels = ["debug", "info", "warn", "error"] as const
+export type LogLevelName = typeof logLevels[number]
+
+/** The log formats `--log-format` accepts. */
+export const logFormats = ["text", "json"] as const
+export type LogFormat = typeof logFormats[number]
+
+/** A certificate and its private key, as PEM file paths. */
+export interface CertificateFiles {
+  readonly cert: string
+  readonly key: string
+}
+
+/** How an SNI route treats the TLS stream. */
+export const routeModes = ["passthrough", "terminate"] as const
+export type RouteMode = typeof routeModes[number]
+
+/** A pool of backends picked by TLS server name (SNI). */
+export interface Route {
+  /** Exact names (`api.example.com`) and one-label wildcards (`*.example.com`). */
+  readonly sni: ReadonlyArray<string>
+  readonly mode: RouteMode
+  /** The route's balancer; the top-level one when absent. */
+  readonly balancer: Option.Option<BalancerName>
+  readonly backends: ReadonlyArray<Backend>
+  /** The route's certificate for `terminate`; the top-level one when absent. */
+  readonly tls: Option.Option<CertificateFiles>
+}
+
 /** Everything the proxy needs to run. */
 export interface ProxyConfig {
   readonly listen: Address.ListenAddress
@@ -49,6 +79,20 @@ export interface ProxyConfig {
   readonly maxConnections: number
   readonly idleTimeout: Option.Option<Duration.Duration>
   readonly proxyProtocol: ProxyProtocol.Mode
+  /** Where the admin/metrics HTTP endpoint listens; off when absent. */
+  readonly metricsAddress: Option.Option<Address.ListenAddress>
+  /** How often backends given by host name are resolved again. */
+  readonly dnsRefresh: Duration.Duration
+  readonly logLevel: LogLevelName
+  readonly logFormat: LogFormat
+  /** Terminate TLS from clients with this certificate; plaintext when absent. */
+  readonly tls: Option.Option<CertificateFiles>
+  /** Re-encrypt toward backends. */
+  readonly backendTls: boolean
+  /** Verify backends against this CA bundle (PEM path) when re-encrypting. */
+  readonly backendCa: Option.Option<string>
+  /** SNI routes; the top-level backends are the default route. */
+  readonly routes: ReadonlyArray<Route>
 }
 
 /** The defaults SPEC.md states, for every setting but the backends. */
@@ -66,7 +110,15 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   grace: Duration.seconds(5),
   maxConnections: 10_000,
   idleTimeout: Option.none(),
-  proxyProtocol: "off"
+  proxyProtocol: "off",
+  metricsAddress: Option.none(),
+  dnsRefresh: Duration.seconds(30),
+  logLevel: "info",
+  logFormat: "text",
+  tls: Option.none(),
+  backendTls: false,
+  backendCa: Option.none(),
+  routes: []
 }
 
 /** Builds a config from the defaults, overriding what is given. */

@@ -5,10 +5,7 @@
  * @since 0.1.0
  */
 import { Layer, Logger, type LogLevel, References } from "effect"
-
-/** The log formats `--log-format` accepts. */
-export const formats = ["text", "json"] as const
-export type LogFormat = typeof formats[number]
+import type { LogFormat } from "../domain/Config.ts"
 
 /** Replaces the default logger with one writing `format` to stderr from `level` up. */
 export const layer = (format: LogFormat, level: LogLevel.LogLevel): Layer.Layer<never> =>
