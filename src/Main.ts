@@ -15,6 +15,7 @@ import * as Config from "./domain/Config.ts"
 import * as Duration from "./domain/Duration.ts"
 import * as ProxyProtocol from "./domain/ProxyProtocol.ts"
 import * as Logging from "./layers/Logging.ts"
+import { AdminListenError } from "./layers/AdminServer.ts"
 import { ListenError } from "./layers/Listener.ts"
 import { Metrics } from "./services/Metrics.ts"
 import { DrainCut } from "./services/Shutdown.ts"
@@ -77,6 +78,10 @@ const flags = {
     Flag.withDefault(":4000"),
     Flag.withDescription("address to listen on: HOST:PORT, :PORT or [IPV6]:PORT (default :4000)")
   ),
+  metricsAddr: Flag.String("metrics-addr").pipe(
+    Flag.optional,
+    Flag.withDescription("serve /metrics, /healthz and /backends here, e.g. 127.0.0.1:9090 (default: off)")
+  ),
   lb: choice("lb", Config.balancerNames, "p2c", "balancer"),
   timeout: duration("timeout", "3s", "backend dial timeout"),
   retries: count("retries", 2, 0, "other backends tried when a dial fails"),
@@ -105,6 +110,9 @@ const toConfig = Effect.fnUntraced(function*(input: Flags) {
   const backends: Array<Config.Backend> = []
   for (const text of input.backends) backends.push(yield* fromResult(Config.backend(text)))
   const listen = yield* fromResult(Address.parseListen(input.laddr))
+  const metricsAddress = Option.isSome(input.metricsAddr)
+    ? Option.some(yield* fromResult(Address.parseListen(input.metricsAddr.value)))
+    : Option.none()
   return Config.make({
     listen,
     backends,
@@ -120,7 +128,8 @@ const toConfig = Effect.fnUntraced(function*(input: Flags) {
     grace: input.grace,
     maxConnections: input.maxConnections,
     idleTimeout: input.idleTimeout,
-    proxyProtocol: input.proxyProtocol
+    proxyProtocol: input.proxyProtocol,
+    metricsAddress
   })
 })
 
@@ -163,7 +172,7 @@ const report = (cause: Cause.Cause<unknown>) =>
     onSome: (error) =>
       CliError.isCliError(error)
         ? Effect.void // the presenter has printed it
-        : error instanceof ConfigError || error instanceof ListenError
+        : error instanceof ConfigError || error instanceof ListenError || error instanceof AdminListenError
         ? Console.error(`tcp-proxy: ${error.message}`)
         : Console.error(Cause.pretty(cause))
   })

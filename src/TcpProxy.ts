@@ -6,12 +6,14 @@
  *
  * @since 0.1.0
  */
-import { Layer } from "effect"
+import { Layer, Option } from "effect"
 import type { ProxyConfig } from "./domain/Config.ts"
+import * as AdminServer from "./layers/AdminServer.ts"
 import * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
 import * as BalancerLive from "./layers/balancers/BalancerLive.ts"
 import * as ConnectionHandlerLive from "./layers/ConnectionHandlerLive.ts"
 import * as DialerLive from "./layers/DialerLive.ts"
+import * as DrainingLive from "./layers/DrainingLive.ts"
 import * as HealthCheckLive from "./layers/HealthCheckLive.ts"
 import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
@@ -22,6 +24,7 @@ import type { Dialer } from "./services/Dialer.ts"
 import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
+import type { Draining } from "./services/Shutdown.ts"
 
 /** Layers that replace the live ones: a registry fed by other discovery, a custom balancer, test doubles. */
 export interface Overrides {
@@ -32,20 +35,30 @@ export interface Overrides {
   readonly metrics?: Layer.Layer<Metrics>
 }
 
+/** Why the proxy could not start: an address it could not bind. */
+export type StartError = ListenerLive.ListenError | AdminServer.AdminListenError
+
 /**
  * Runs the proxy for as long as the layer's scope is open. It provides the
- * listener (its bound address), the registry and the metrics, for whoever
- * embeds or tests it.
+ * listener (its bound address), the registry, the metrics and the draining
+ * flag, for whoever embeds or tests it; with `metricsAddress` set, also the
+ * `AdminEndpoint`.
  */
 export const layer = (
   config: ProxyConfig,
   overrides: Overrides = {}
-): Layer.Layer<Listener | BackendRegistry | Metrics, ListenerLive.ListenError> => {
-  const foundation = Layer.mergeAll(
+): Layer.Layer<Listener | BackendRegistry | Metrics | Draining, StartError> => {
+  const services = Layer.mergeAll(
     overrides.registry ?? BackendRegistryLive.layer(config.backends),
     overrides.metrics ?? MetricsLive.layer,
-    overrides.dialer ?? DialerLive.layer
+    overrides.dialer ?? DialerLive.layer,
+    DrainingLive.layer
   )
+  // The admin endpoint is built before the listener, so it answers through the drain.
+  const foundation = Option.match(config.metricsAddress, {
+    onNone: () => services,
+    onSome: (address) => Layer.provideMerge(AdminServer.layer(address), services)
+  })
   const health = HealthMonitorLive.layer(config.health).pipe(
     Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer(config.health.timeout))
   )

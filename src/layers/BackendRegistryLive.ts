@@ -11,7 +11,7 @@ import { BackendRegistry, type BackendStatus, type HealthState, RegistryChange }
 class Entry implements BackendStatus {
   state: HealthState = "HEALTHY"
   activeConnections = 0
-  readonly backend: Backend
+  backend: Backend
   constructor(backend: Backend) {
     this.backend = backend
   }
@@ -29,8 +29,43 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     healthy = all.filter((entry) => entry.state === "HEALTHY")
   }
 
+  const update = (backends: ReadonlyArray<Backend>) =>
+    Effect.suspend(() => {
+      const next = new Map(backends.map((backend) => [backend.address, backend]))
+      const happened: Array<RegistryChange> = []
+      for (const [address, entry] of entries) {
+        if (!next.has(address)) {
+          entries.delete(address)
+          happened.push(RegistryChange.Removed({ backend: entry.backend }))
+        }
+      }
+      const ordered = new Map<string, Entry>()
+      for (const backend of next.values()) {
+        const entry = entries.get(backend.address)
+        if (entry === undefined) {
+          ordered.set(backend.address, new Entry(backend))
+          happened.push(RegistryChange.Added({ backend }))
+        } else {
+          if (entry.backend.weight !== backend.weight) happened.push(RegistryChange.Reweighted({ backend }))
+          entry.backend = backend
+          ordered.set(backend.address, entry)
+        }
+      }
+      entries.clear()
+      for (const [address, entry] of ordered) entries.set(address, entry)
+      refresh()
+      const addresses = (tag: RegistryChange["_tag"]) =>
+        happened.filter((change) => change._tag === tag).map((change) => change.backend.address)
+      return Effect.as(PubSub.publishAll(changes, happened), {
+        added: addresses("Added"),
+        removed: addresses("Removed"),
+        reweighted: addresses("Reweighted")
+      })
+    })
+
   return BackendRegistry.of({
     all: Effect.sync(() => all),
+    update,
     healthy: Effect.sync(() => healthy),
     setState: (address, state) =>
       Effect.suspend(() => {
@@ -54,6 +89,6 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
   })
 })
 
-/** A registry of a fixed list of backends, as given on the command line. */
+/** A registry starting with `backends` (as given on the command line or in the config file). */
 export const layer = (backends: ReadonlyArray<Backend>): Layer.Layer<BackendRegistry> =>
   Layer.effect(BackendRegistry, make(backends))

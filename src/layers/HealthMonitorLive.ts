@@ -89,6 +89,7 @@ export const layer = (
               counters.delete(change.backend.address)
               return FiberMap.remove(monitors, change.backend.address)
             case "StateChanged":
+            case "Reweighted":
               return Effect.void
           }
         }),

@@ -11,7 +11,7 @@ import { Data, Duration, Effect, FiberSet, Layer } from "effect"
 import * as Address from "../domain/Address.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
 import { Listener } from "../services/Listener.ts"
-import { DrainCut } from "../services/Shutdown.ts"
+import { DrainCut, Draining } from "../services/Shutdown.ts"
 
 /** The listen address could not be bound. */
 export class ListenError extends Data.TaggedError("ListenError")<{
@@ -54,9 +54,11 @@ const bind = (server: Net.Server, address: Address.ListenAddress) =>
   })
 
 /** Listens for clients and hands each to the {@link ConnectionHandler}; fails when the address cannot be bound. */
-export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenError, ConnectionHandler> =>
+export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenError, ConnectionHandler | Draining> =>
   Layer.effect(Listener, Effect.gen(function*() {
     const handler = yield* ConnectionHandler
+    const draining = yield* Draining
+    const cut = yield* DrainCut
     const context = yield* Effect.context<never>()
     const connections = yield* FiberSet.make()
     const run = yield* FiberSet.runtime(connections)()
@@ -73,10 +75,10 @@ export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenE
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         server.close()
+        yield* draining.begin
         const open = yield* FiberSet.size(connections)
         if (open > 0) {
           yield* Effect.logInfo(`draining ${open} connection(s) for up to ${Duration.format(settings.grace)}`)
-          const cut = yield* DrainCut
           yield* Effect.raceFirst(
             Effect.timeoutOption(FiberSet.awaitEmpty(connections), settings.grace),
             cut

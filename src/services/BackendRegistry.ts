@@ -27,11 +27,19 @@ export interface BackendStatus {
 export type RegistryChange = Data.TaggedEnum<{
   Added: { readonly backend: Backend }
   Removed: { readonly backend: Backend }
+  Reweighted: { readonly backend: Backend }
   StateChanged: { readonly backend: Backend; readonly state: HealthState }
 }>
 
 /** Constructors and matchers for {@link RegistryChange}. */
 export const RegistryChange = Data.taggedEnum<RegistryChange>()
+
+/** What an update changed, by address. */
+export interface RegistryUpdate {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly reweighted: ReadonlyArray<string>
+}
 
 /** The registry of backends. */
 export class BackendRegistry extends Context.Service<BackendRegistry, {
@@ -39,6 +47,12 @@ export class BackendRegistry extends Context.Service<BackendRegistry, {
   readonly all: Effect.Effect<ReadonlyArray<BackendStatus>>
   /** The HEALTHY backends, in the order they were given. */
   readonly healthy: Effect.Effect<ReadonlyArray<BackendStatus>>
+  /**
+   * Replaces the backend list: new addresses are added (HEALTHY), missing ones
+   * removed, changed weights applied. Unchanged backends keep their health
+   * state and active counts; connections to removed ones are left to finish.
+   */
+  readonly update: (backends: ReadonlyArray<Backend>) => Effect.Effect<RegistryUpdate>
   /** Sets a backend's health; returns whether it changed (unknown addresses change nothing). */
   readonly setState: (address: string, state: HealthState) => Effect.Effect<boolean>
   /** Counts one more active connection on a backend; call it when the dial starts. */

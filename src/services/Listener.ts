@@ -1,5 +1,5 @@
 /**
- * The client-facing listener, as seen by those who embed or test the proxy.
+ * The proxy's listening endpoints, as seen by those who embed or test it.
  *
  * @since 0.1.0
  */
@@ -11,3 +11,9 @@ export class Listener extends Context.Service<Listener, {
   /** The address actually bound (with the port chosen when `:0` was asked for). */
   readonly address: HostPort
 }>()("effect-tcp-proxy/Listener") {}
+
+/** The admin HTTP endpoint (`/metrics`, `/healthz`, `/backends`), when it is on. */
+export class AdminEndpoint extends Context.Service<AdminEndpoint, {
+  /** The address actually bound. */
+  readonly address: HostPort
+}>()("effect-tcp-proxy/AdminEndpoint") {}
