@@ -8,7 +8,7 @@ import * as Net from "node:net"
 import { Context, Effect, Layer, Logger, Metric, Option, Result, Schedule } from "effect"
 import * as Config from "../../src/domain/Config.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
-import { Listener } from "../../src/services/Listener.ts"
+import { AdminEndpoint, Listener } from "../../src/services/Listener.ts"
 import { Metrics } from "../../src/services/Metrics.ts"
 import * as TcpProxy from "../../src/TcpProxy.ts"
 
@@ -177,6 +177,7 @@ export const startProxy = (config: Config.ProxyConfig, overrides: TcpProxy.Overr
     ),
     (context) => ({
       port: Context.get(context, Listener).address.port,
+      adminPort: Option.map(Context.getOption(context, AdminEndpoint), (admin) => admin.address.port),
       registry: Context.get(context, BackendRegistry),
       metrics: Context.get(context, Metrics)
     })
