@@ -57,7 +57,8 @@ class Connection {
   constructor(client: Net.Socket, ip: string) {
     this.client = client
     this.ip = ip
-    this.peer = Address.format(ip, client.remotePort ?? 0)
+    // A client that reset before it was accepted has no address left to show.
+    this.peer = ip === "" ? "unknown" : Address.format(ip, client.remotePort ?? 0)
   }
 }
 
