@@ -160,7 +160,7 @@ const isHostByte = (byte: number): boolean =>
   byte === 0x2e // .
 
 /** A host name from the server_name extension, lower-cased, if it is a DNS name (letters, digits, `-`, labels of 1 to 63, at most 253 in all). */
-export const hostName = (raw: Uint8Array): string | Stop => {
+const hostName = (raw: Uint8Array): string | Stop => {
   if (raw.length === 0) return malformed("empty server name")
   if (raw.length > maxHostName) return malformed(`server name of ${raw.length} bytes is longer than ${maxHostName}`)
   if (!raw.every(isHostByte)) return malformed("server name has characters other than letters, digits, '-' and '.'")
