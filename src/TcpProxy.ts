@@ -18,55 +18,65 @@ import * as HealthCheckLive from "./layers/HealthCheckLive.ts"
 import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
+import * as SettingsLive from "./layers/SettingsLive.ts"
 import type { BackendRegistry } from "./services/BackendRegistry.ts"
 import type { Balancer } from "./services/Balancer.ts"
 import type { Dialer } from "./services/Dialer.ts"
 import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
+import type { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
 
 /** Layers that replace the live ones: a registry fed by other discovery, a custom balancer, test doubles. */
 export interface Overrides {
   readonly registry?: Layer.Layer<BackendRegistry>
-  readonly balancer?: Layer.Layer<Balancer, never, BackendRegistry>
+  readonly balancer?: Layer.Layer<Balancer, never, BackendRegistry | Settings>
   readonly dialer?: Layer.Layer<Dialer>
-  readonly healthCheck?: Layer.Layer<HealthCheck, never, Dialer>
+  readonly healthCheck?: Layer.Layer<HealthCheck, never, Dialer | Settings>
   readonly metrics?: Layer.Layer<Metrics>
 }
 
 /** Why the proxy could not start: an address it could not bind. */
 export type StartError = ListenerLive.ListenError | AdminServer.AdminListenError
 
+/** What the running proxy provides to whoever embeds or tests it. */
+export type Services = Listener | BackendRegistry | Metrics | Draining
+
 /**
- * Runs the proxy for as long as the layer's scope is open. It provides the
- * listener (its bound address), the registry, the metrics and the draining
- * flag, for whoever embeds or tests it; with `metricsAddress` set, also the
- * `AdminEndpoint`.
+ * The proxy over a {@link Settings} service supplied from outside (so the
+ * caller can reload it, and share it with its logger). The registry starts
+ * with the settings' backends.
  */
-export const layer = (
-  config: ProxyConfig,
+export const layerWithSettings = (
+  initial: ProxyConfig,
   overrides: Overrides = {}
-): Layer.Layer<Listener | BackendRegistry | Metrics | Draining, StartError> => {
+): Layer.Layer<Services, StartError, Settings> => {
   const services = Layer.mergeAll(
-    overrides.registry ?? BackendRegistryLive.layer(config.backends),
+    overrides.registry ?? BackendRegistryLive.layer(initial.backends),
     overrides.metrics ?? MetricsLive.layer,
     overrides.dialer ?? DialerLive.layer,
     DrainingLive.layer
   )
   // The admin endpoint is built before the listener, so it answers through the drain.
-  const foundation = Option.match(config.metricsAddress, {
+  const foundation = Option.match(initial.metricsAddress, {
     onNone: () => services,
     onSome: (address) => Layer.provideMerge(AdminServer.layer(address), services)
   })
-  const health = HealthMonitorLive.layer(config.health).pipe(
-    Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer(config.health.timeout))
+  const health = HealthMonitorLive.layer.pipe(Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer))
+  const handler = ConnectionHandlerLive.layer.pipe(
+    Layer.provide(Layer.mergeAll(health, overrides.balancer ?? BalancerLive.layer))
   )
-  const handler = ConnectionHandlerLive.layer(config).pipe(
-    Layer.provide(Layer.mergeAll(health, overrides.balancer ?? BalancerLive.make(config.balancer)))
-  )
-  return ListenerLive.layer(config).pipe(
+  return ListenerLive.layer.pipe(
     Layer.provide(handler),
     Layer.provideMerge(foundation)
   )
 }
+
+/**
+ * Runs the proxy for as long as the layer's scope is open. It provides the
+ * listener (its bound address), the registry, the metrics and the draining
+ * flag; with `metricsAddress` set, also the `AdminEndpoint`.
+ */
+export const layer = (config: ProxyConfig, overrides: Overrides = {}): Layer.Layer<Services | Settings, StartError> =>
+  layerWithSettings(config, overrides).pipe(Layer.provideMerge(SettingsLive.layer(config)))

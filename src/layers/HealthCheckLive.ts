@@ -5,22 +5,23 @@
  *
  * @since 0.1.0
  */
-import { type Duration, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Dialer } from "../services/Dialer.ts"
 import { HealthCheck, HealthCheckError } from "../services/HealthCheck.ts"
+import { Settings } from "../services/Settings.ts"
 
-/** TCP connect checks with the given timeout. */
-export const layer = (timeout: Duration.Duration): Layer.Layer<HealthCheck, never, Dialer> =>
-  Layer.effect(
-    HealthCheck,
-    Effect.gen(function*() {
-      const dialer = yield* Dialer
-      return HealthCheck.of({
-        check: (backend) =>
-          dialer.dial(backend, timeout).pipe(
-            Effect.map((socket) => socket.destroy()),
-            Effect.mapError((cause) => new HealthCheckError({ backend: backend.address, cause }))
-          )
-      })
+/** TCP connect checks, with the timeout the settings give at the time of each check. */
+export const layer: Layer.Layer<HealthCheck, never, Dialer | Settings> = Layer.effect(
+  HealthCheck,
+  Effect.gen(function*() {
+    const dialer = yield* Dialer
+    const settings = yield* Settings
+    return HealthCheck.of({
+      check: (backend) =>
+        Effect.flatMap(settings.current, ({ health }) => dialer.dial(backend, health.timeout)).pipe(
+          Effect.map((socket) => socket.destroy()),
+          Effect.mapError((cause) => new HealthCheckError({ backend: backend.address, cause }))
+        )
     })
-  )
+  })
+)

@@ -11,6 +11,7 @@ import { Data, Duration, Effect, FiberSet, Layer } from "effect"
 import * as Address from "../domain/Address.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
 import { Listener } from "../services/Listener.ts"
+import { Settings } from "../services/Settings.ts"
 import { DrainCut, Draining } from "../services/Shutdown.ts"
 
 /** The listen address could not be bound. */
@@ -30,11 +31,6 @@ export class ListenError extends Data.TaggedError("ListenError")<{
   }
 }
 
-/** Where and how long to drain. */
-export interface ListenerSettings {
-  readonly listen: Address.ListenAddress
-  readonly grace: Duration.Duration
-}
 
 const ignore = () => {}
 
@@ -54,9 +50,10 @@ const bind = (server: Net.Server, address: Address.ListenAddress) =>
   })
 
 /** Listens for clients and hands each to the {@link ConnectionHandler}; fails when the address cannot be bound. */
-export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenError, ConnectionHandler | Draining> =>
+export const layer: Layer.Layer<Listener, ListenError, ConnectionHandler | Draining | Settings> =
   Layer.effect(Listener, Effect.gen(function*() {
     const handler = yield* ConnectionHandler
+    const settings = yield* Settings
     const draining = yield* Draining
     const cut = yield* DrainCut
     const context = yield* Effect.context<never>()
@@ -67,7 +64,7 @@ export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenE
       socket.on("error", ignore)
       run(handler.handle(socket))
     })
-    const bound = yield* bind(server, settings.listen)
+    const bound = yield* bind(server, (yield* settings.current).listen)
     server.on("error", (error) => Effect.runForkWith(context)(Effect.logError(`listener error: ${error.message}`)))
     const address = { host: bound.address, port: bound.port }
     yield* Effect.logInfo(`listening on ${Address.format(address.host, address.port)}`)
@@ -78,9 +75,10 @@ export const layer = (settings: ListenerSettings): Layer.Layer<Listener, ListenE
         yield* draining.begin
         const open = yield* FiberSet.size(connections)
         if (open > 0) {
-          yield* Effect.logInfo(`draining ${open} connection(s) for up to ${Duration.format(settings.grace)}`)
+          const { grace } = yield* settings.current
+          yield* Effect.logInfo(`draining ${open} connection(s) for up to ${Duration.format(grace)}`)
           yield* Effect.raceFirst(
-            Effect.timeoutOption(FiberSet.awaitEmpty(connections), settings.grace),
+            Effect.timeoutOption(FiberSet.awaitEmpty(connections), grace),
             cut
           )
         }

@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Logger, Metric } from "effect"
 import { TestClock } from "effect/testing"
+import * as Config from "../../src/domain/Config.ts"
 import type { Backend, HealthSettings } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
 import * as HealthMonitorLive from "../../src/layers/HealthMonitorLive.ts"
 import * as MetricsLive from "../../src/layers/MetricsLive.ts"
+import * as SettingsLive from "../../src/layers/SettingsLive.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
 import { HealthCheck, HealthCheckError } from "../../src/services/HealthCheck.ts"
 import { HealthMonitor } from "../../src/services/HealthMonitor.ts"
@@ -54,9 +56,10 @@ const makeWorld = (
   const dependencies = Layer.mergeAll(
     registry,
     MetricsLive.layer.pipe(Layer.provide(FreshMetricRegistry)),
-    ScriptedCheck
+    ScriptedCheck,
+    SettingsLive.layer(Config.make({ backends: [a, b], health: settings }))
   )
-  const layer = HealthMonitorLive.layer(settings).pipe(
+  const layer = HealthMonitorLive.layer.pipe(
     Layer.provideMerge(dependencies),
     Layer.provide(CapturedLogs)
   )

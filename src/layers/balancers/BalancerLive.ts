@@ -7,8 +7,9 @@
  */
 import { Effect, Layer, Random } from "effect"
 import type { Backend, BalancerName } from "../../domain/Config.ts"
-import { Balancer } from "../../services/Balancer.ts"
+import { Balancer, type ClientInfo } from "../../services/Balancer.ts"
 import { BackendRegistry, type BackendStatus } from "../../services/BackendRegistry.ts"
+import { Settings } from "../../services/Settings.ts"
 import { consistentHash } from "./ConsistentHash.ts"
 import { leastConn } from "./LeastConn.ts"
 import { p2c, random } from "./Random.ts"
@@ -25,22 +26,46 @@ const strategies: Record<BalancerName, () => Strategy> = {
 
 const toBackend = (status: BackendStatus): Backend => status.backend
 
-/** A balancer over the registry with the named strategy. */
+/** Orders the registry's backends for a client with `strategy`. */
+const candidates = (registry: BackendRegistry["Service"], strategy: Effect.Effect<Strategy>) => (client: ClientInfo) =>
+  Effect.flatMap(strategy, (strategy) =>
+    Effect.flatMap(registry.all, (all) =>
+      Effect.flatMap(registry.healthy, (healthy) =>
+        Effect.withFiber((fiber) => {
+          const random = fiber.getRef(Random.Random)
+          const uniform = () => random.nextDoubleUnsafe()
+          return Effect.succeed(strategy.order(healthy, { all, client, uniform }).map(toBackend))
+        }))))
+
+/** A balancer over the registry with the named strategy, whatever the settings say. */
 export const make = (name: BalancerName): Layer.Layer<Balancer, never, BackendRegistry> =>
   Layer.effect(
     Balancer,
     Effect.gen(function*() {
       const registry = yield* BackendRegistry
-      const strategy = strategies[name]()
-      return Balancer.of({
-        candidates: (client) =>
-          Effect.flatMap(registry.all, (all) =>
-            Effect.flatMap(registry.healthy, (healthy) =>
-              Effect.withFiber((fiber) => {
-                const random = fiber.getRef(Random.Random)
-                const uniform = () => random.nextDoubleUnsafe()
-                return Effect.succeed(strategy.order(healthy, { all, client, uniform }).map(toBackend))
-              })))
-      })
+      return Balancer.of({ candidates: candidates(registry, Effect.succeed(strategies[name]())) })
     })
   )
+
+/**
+ * The balancer the settings name (`--lb`), following reloads. Each strategy
+ * is made once, on first use, and keeps its state (round robin's scores, the
+ * hash ring) from then on.
+ */
+export const layer: Layer.Layer<Balancer, never, BackendRegistry | Settings> = Layer.effect(
+  Balancer,
+  Effect.gen(function*() {
+    const registry = yield* BackendRegistry
+    const settings = yield* Settings
+    const made = new Map<BalancerName, Strategy>()
+    const current = Effect.map(settings.current, ({ balancer }) => {
+      let strategy = made.get(balancer)
+      if (strategy === undefined) {
+        strategy = strategies[balancer]()
+        made.set(balancer, strategy)
+      }
+      return strategy
+    })
+    return Balancer.of({ candidates: candidates(registry, current) })
+  })
+)

@@ -1,0 +1,27 @@
+/**
+ * The running configuration, in memory.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer, PubSub, Stream } from "effect"
+import type { ProxyConfig } from "../domain/Config.ts"
+import { Settings } from "../services/Settings.ts"
+
+/** Settings starting at `initial`. */
+export const layer = (initial: ProxyConfig): Layer.Layer<Settings> =>
+  Layer.effect(
+    Settings,
+    Effect.gen(function*() {
+      let current = initial
+      const updates = yield* PubSub.unbounded<ProxyConfig>()
+      return Settings.of({
+        current: Effect.sync(() => current),
+        update: (config) =>
+          Effect.suspend(() => {
+            current = config
+            return PubSub.publish(updates, config)
+          }),
+        subscribe: Effect.map(PubSub.subscribe(updates), Stream.fromSubscription)
+      })
+    })
+  )
