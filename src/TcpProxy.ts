@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
+import type * as Address from "./domain/Address.ts"
 import type { ProxyConfig } from "./domain/Config.ts"
 import * as AdminServer from "./layers/AdminServer.ts"
 import * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
@@ -19,13 +20,13 @@ import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
-import type { BackendRegistry } from "./services/BackendRegistry.ts"
+import { BackendRegistry } from "./services/BackendRegistry.ts"
 import type { Balancer } from "./services/Balancer.ts"
 import type { Dialer } from "./services/Dialer.ts"
 import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
-import type { Settings } from "./services/Settings.ts"
+import { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
 
 /** Layers that replace the live ones: a registry fed by other discovery, a custom balancer, test doubles. */
@@ -80,3 +81,34 @@ export const layerWithSettings = (
  */
 export const layer = (config: ProxyConfig, overrides: Overrides = {}): Layer.Layer<Services | Settings, StartError> =>
   layerWithSettings(config, overrides).pipe(Layer.provideMerge(SettingsLive.layer(config)))
+
+const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<Address.ListenAddress>): boolean =>
+  Option.isNone(a) || Option.isNone(b)
+    ? Option.isNone(a) && Option.isNone(b)
+    : a.value.host === b.value.host && a.value.port === b.value.port
+
+/**
+ * Puts a new configuration in force on a running proxy: backends are added
+ * (their checks start), removed (their open connections are left to finish)
+ * or re-weighted, and every other setting applies to what starts from now.
+ * The listen and admin addresses cannot change while running: a change to
+ * them is logged as needing a restart, and the rest still applies.
+ */
+export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: ProxyConfig) {
+  const settings = yield* Settings
+  const registry = yield* BackendRegistry
+  const previous = yield* settings.current
+  if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
+    yield* Effect.logWarning("laddr changed: it takes effect after a restart")
+  }
+  if (!sameAddress(previous.metricsAddress, next.metricsAddress)) {
+    yield* Effect.logWarning("metrics-addr changed: it takes effect after a restart")
+  }
+  yield* settings.update({ ...next, listen: previous.listen, metricsAddress: previous.metricsAddress })
+  const update = yield* registry.update(next.backends)
+  yield* Effect.logInfo("config reloaded").pipe(Effect.annotateLogs({
+    added: update.added.join(","),
+    removed: update.removed.join(","),
+    reweighted: update.reweighted.join(",")
+  }))
+})

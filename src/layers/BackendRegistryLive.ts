@@ -22,10 +22,11 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
   const entries = new Map<string, Entry>()
   for (const backend of backends) entries.set(backend.address, new Entry(backend))
   const changes = yield* PubSub.unbounded<RegistryChange>()
+  // `all` is a new array only when the membership or a weight changes (a balancer may cache on it);
+  // `healthy` is recomputed on every change of state.
   let all: ReadonlyArray<Entry> = [...entries.values()]
   let healthy: ReadonlyArray<Entry> = all
-  const refresh = () => {
-    all = [...entries.values()]
+  const refreshHealthy = () => {
     healthy = all.filter((entry) => entry.state === "HEALTHY")
   }
 
@@ -53,7 +54,8 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       }
       entries.clear()
       for (const [address, entry] of ordered) entries.set(address, entry)
-      refresh()
+      if (happened.length > 0) all = [...entries.values()]
+      refreshHealthy()
       const addresses = (tag: RegistryChange["_tag"]) =>
         happened.filter((change) => change._tag === tag).map((change) => change.backend.address)
       return Effect.as(PubSub.publishAll(changes, happened), {
@@ -72,7 +74,7 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
         const entry = entries.get(address)
         if (entry === undefined || entry.state === state) return Effect.succeed(false)
         entry.state = state
-        refresh()
+        refreshHealthy()
         return Effect.as(PubSub.publish(changes, RegistryChange.StateChanged({ backend: entry.backend, state })), true)
       }),
     connectionOpened: (address) =>

@@ -1,12 +1,14 @@
 /**
  * Logs to stderr, as logfmt-like `key=value` text or one JSON object per
- * line, from a minimum level up. Log annotations become top-level fields in
- * both formats (`client=...` / `"client": ...`).
+ * line, from the level the settings give; both follow reloads. Log
+ * annotations become top-level fields in both formats (`client=...` /
+ * `"client": ...`).
  *
  * @since 0.1.0
  */
-import { Layer, Logger, type LogLevel, References } from "effect"
-import type { LogFormat } from "../domain/Config.ts"
+import { Effect, Layer, Logger, LogLevel, References, Stream } from "effect"
+import type { LogLevelName } from "../domain/Config.ts"
+import { Settings } from "../services/Settings.ts"
 
 /** One JSON object per line: timestamp, level, message, then the annotations as fields. */
 export const formatJson = Logger.map(
@@ -15,9 +17,28 @@ export const formatJson = Logger.map(
     JSON.stringify({ timestamp, level, message, ...annotations, ...(cause === undefined ? {} : { cause }) })
 )
 
-/** Replaces the default logger with one writing `format` to stderr from `level` up. */
-export const layer = (format: LogFormat, level: LogLevel.LogLevel): Layer.Layer<never> =>
-  Layer.mergeAll(
-    Logger.layer([Logger.withConsoleError(format === "json" ? formatJson : Logger.formatLogFmt)]),
-    Layer.succeed(References.MinimumLogLevel, level)
+const levels: Record<LogLevelName, LogLevel.LogLevel> = { debug: "Debug", info: "Info", warn: "Warn", error: "Error" }
+
+/** Replaces the default logger with one writing to stderr in the format and from the level of the settings. */
+export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.gen(function*() {
+  const settings = yield* Settings
+  let { logFormat, logLevel } = yield* settings.current
+  yield* (yield* settings.subscribe).pipe(
+    Stream.runForEach((config) =>
+      Effect.sync(() => {
+        logFormat = config.logFormat
+        logLevel = config.logLevel
+      })
+    ),
+    Effect.forkScoped
   )
+  const text = Logger.withConsoleError(Logger.formatLogFmt)
+  const json = Logger.withConsoleError(formatJson)
+  const logger = Logger.make<unknown, void>((options) => {
+    if (LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) {
+      ;(logFormat === "json" ? json : text).log(options)
+    }
+  })
+  // Effect's own minimum lets everything through; this logger filters by the level in force.
+  return Layer.mergeAll(Logger.layer([logger]), Layer.succeed(References.MinimumLogLevel, "All"))
+}))

@@ -43,7 +43,11 @@ export interface RegistryUpdate {
 
 /** The registry of backends. */
 export class BackendRegistry extends Context.Service<BackendRegistry, {
-  /** Every backend, in the order they were given. */
+  /**
+   * Every backend, in the order they were given. The array is replaced only
+   * when the membership or a weight changes, so it can key a cache (the hash
+   * ring); health states and counts are read live from its items.
+   */
   readonly all: Effect.Effect<ReadonlyArray<BackendStatus>>
   /** The HEALTHY backends, in the order they were given. */
   readonly healthy: Effect.Effect<ReadonlyArray<BackendStatus>>

@@ -1,6 +1,7 @@
 /**
  * `hash`: consistent hashing of the client IP on a ring of virtual nodes.
- * Each backend owns `weight x 1000` points of the ring; a client hashes to a
+ * Each backend owns points of the ring in proportion to its weight (1000 per
+ * unit of weight, scaled down to at most {@link maxPoints} in all); a client hashes to a
  * point and takes the first HEALTHY backend clockwise from it, then the next
  * distinct ones for retries. The ring holds every registered backend, healthy
  * or not, so a backend that turns UNHEALTHY moves only its own clients (to
@@ -13,6 +14,9 @@ import type { Strategy } from "./Strategy.ts"
 
 /** Points per unit of weight: enough for each backend's share to land within a few percent of its weight. */
 export const pointsPerWeight = 1000
+
+/** The most points a ring holds, whatever the weights: it bounds the time and memory of a rebuild. */
+export const maxPoints = 200_000
 
 /** 32-bit FNV-1a followed by the murmur3 finaliser, for a well-spread hash of short strings. */
 export const hash32 = (text: string): number => {
@@ -39,8 +43,10 @@ export interface Ring {
 /** Builds the ring of `backends`. */
 export const makeRing = (backends: ReadonlyArray<BackendStatus>): Ring => {
   const entries: Array<readonly [point: number, owner: number]> = []
+  const totalWeight = backends.reduce((sum, status) => sum + status.backend.weight, 0)
+  const scale = Math.min(pointsPerWeight, maxPoints / Math.max(totalWeight, 1))
   backends.forEach((status, owner) => {
-    const count = status.backend.weight * pointsPerWeight
+    const count = Math.max(1, Math.round(status.backend.weight * scale))
     for (let i = 0; i < count; i++) entries.push([hash32(`${status.backend.address}#${i}`), owner])
   })
   entries.sort((a, b) => a[0] - b[0] || a[1] - b[1])
@@ -82,7 +88,7 @@ export const lookup = (ring: Ring, key: string): Array<BackendStatus> => {
   return found
 }
 
-/** A fresh `hash` balancer; it rebuilds its ring when the registry's backends change. */
+/** A fresh `hash` balancer; it rebuilds its ring when the registry's membership or weights change. */
 export const consistentHash = (): Strategy => {
   let ring: Ring | undefined
   return {

@@ -1,0 +1,154 @@
+/**
+ * The command-line flags, and what they set: every flag is optional, so that
+ * only the flags actually given override the config file (also after a
+ * reload); the defaults fill in what neither gives.
+ *
+ * @since 0.1.0
+ */
+import { Data, Effect, Option, Result } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as Address from "../domain/Address.ts"
+import * as Config from "../domain/Config.ts"
+import * as ConfigFile from "../domain/ConfigFile.ts"
+import type { FileConfig } from "../domain/ConfigFile.ts"
+import * as Duration from "../domain/Duration.ts"
+import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
+
+/** A flag or argument value that cannot be used. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly message: string }> {}
+
+const durationExpected = () => `a duration such as 3s, 500ms, 1m30s or "3 seconds"`
+
+const describe = (description: string, fallback: string | undefined): string =>
+  `${description}${fallback === undefined ? "" : ` (default ${fallback})`}`
+
+const duration = (name: string, description: string, fallback?: string) =>
+  Flag.String(name).pipe(
+    Flag.filterMap(Duration.parse, durationExpected),
+    Flag.optional,
+    Flag.withDescription(describe(description, fallback))
+  )
+
+const choice = <const A extends string>(name: string, values: ReadonlyArray<A>, description: string, fallback: A) =>
+  Flag.String(name).pipe(
+    Flag.filterMap(
+      (text) => Option.fromNullishOr(values.find((value) => value === text.toLowerCase())),
+      () => `one of ${values.join(", ")}`
+    ),
+    Flag.optional,
+    Flag.withDescription(describe(`${description}: ${values.join(" | ")}`, fallback))
+  )
+
+const count = (name: string, minimum: number, description: string, fallback: number) =>
+  Flag.Int(name).pipe(
+    Flag.filter((n) => n >= minimum, () => `an integer >= ${minimum}`),
+    Flag.optional,
+    Flag.withDescription(describe(description, String(fallback)))
+  )
+
+const text = (name: string, description: string) =>
+  Flag.String(name).pipe(Flag.optional, Flag.withDescription(description))
+
+/** Every flag of `tcp-proxy`, and its backends. */
+export const flags = {
+  backends: Argument.String("backend").pipe(
+    Argument.withDescription("HOST:PORT (IPv6 as [ADDR]:PORT) of a backend"),
+    Argument.variadic()
+  ),
+  config: text("config", "YAML or JSON settings file; SIGHUP re-reads it"),
+  laddr: text("laddr", "address to listen on: HOST:PORT, :PORT or [IPV6]:PORT (default :4000)"),
+  lb: choice("lb", Config.balancerNames, "balancer", "p2c"),
+  timeout: duration("timeout", "backend dial timeout", "3s"),
+  retries: count("retries", 0, "other backends tried when a dial fails", 2),
+  healthInterval: duration("health-interval", "time between active health checks", "5s"),
+  healthTimeout: duration("health-timeout", "one health check's dial timeout", "1s"),
+  healthyThreshold: count("healthy-threshold", 1, "consecutive successes to turn HEALTHY", 3),
+  unhealthyThreshold: count("unhealthy-threshold", 1, "consecutive failures to turn UNHEALTHY", 3),
+  grace: duration("grace", "drain time on shutdown", "5s"),
+  maxConnections: count("max-connections", 1, "concurrent client connections; past it new ones are closed", 10_000),
+  idleTimeout: duration("idle-timeout", "close a connection with no bytes either way for this long (default: none)"),
+  metricsAddr: text("metrics-addr", "serve /metrics, /healthz and /backends here, e.g. 127.0.0.1:9090 (default: off)"),
+  proxyProtocol: choice("proxy-protocol", ProxyProtocol.modes, "send a PROXY protocol header to backends", "off"),
+  logLevel: choice("log-level", Config.logLevels, "log level", "info"),
+  logFormat: choice("log-format", Config.logFormats, "log format", "text")
+}
+
+/** The parsed flags. */
+export type Flags = Command.Command.Config.Infer<typeof flags>
+
+const fromResult = <A>(result: Result.Result<A, string>) =>
+  Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(new ConfigError({ message: result.failure }))
+
+/** Parses an optional flag's text, when given. */
+const parseGiven = <A>(text: Option.Option<string>, parse: (text: string) => Result.Result<A, string>) =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(Option.none<A>()),
+    onSome: (value) => Effect.map(fromResult(parse(value)), Option.some)
+  })
+
+/** Only the keys whose value is given. */
+const given = <A extends object>(values: { readonly [K in keyof A]: Option.Option<A[K]> }): Partial<A> => {
+  const out: Partial<A> = {}
+  for (const key in values) {
+    const value = values[key]
+    if (Option.isSome(value)) out[key] = value.value
+  }
+  return out
+}
+
+/** What the flags set, as a layer over the file: only the flags given. */
+export const overrides = Effect.fnUntraced(function*(input: Flags) {
+  const listen = yield* parseGiven(input.laddr, Address.parseListen)
+  const metricsAddress = yield* parseGiven(input.metricsAddr, Address.parseListen)
+  const overrides: FileConfig = {
+    ...given({
+      listen,
+      balancer: input.lb,
+      dialTimeout: input.timeout,
+      retries: input.retries,
+      grace: input.grace,
+      maxConnections: input.maxConnections,
+      proxyProtocol: input.proxyProtocol,
+      logLevel: input.logLevel,
+      logFormat: input.logFormat
+    }),
+    ...(Option.isSome(input.idleTimeout) ? { idleTimeout: input.idleTimeout } : {}),
+    ...(Option.isSome(metricsAddress) ? { metricsAddress } : {}),
+    health: given({
+      interval: input.healthInterval,
+      timeout: input.healthTimeout,
+      healthyThreshold: input.healthyThreshold,
+      unhealthyThreshold: input.unhealthyThreshold
+    })
+  }
+  return overrides
+})
+
+/** The backends given as arguments. */
+export const backends = (input: Flags) => Effect.forEach(input.backends, (text) => fromResult(Config.backend(text)))
+
+/**
+ * The running configuration: the defaults, then the file, then the flags
+ * given; the file's backends and the command line's together (a backend
+ * given twice takes the later weight).
+ */
+export const compose = (
+  file: FileConfig | undefined,
+  flagOverrides: FileConfig,
+  cliBackends: ReadonlyArray<Config.Backend>
+): Effect.Effect<Config.ProxyConfig, ConfigError> => {
+  const base = Config.make({ backends: [] })
+  const withFile = file === undefined ? base : ConfigFile.apply(base, file)
+  const config = ConfigFile.apply(withFile, flagOverrides)
+  const backends = [...new Map([...withFile.backends, ...cliBackends].map((b) => [b.address, b])).values()]
+  if (backends.length === 0) {
+    return Effect.fail(new ConfigError({ message: "no backends given (expected at least one HOST:PORT, or backends in --config)" }))
+  }
+  const uncertified = config.routes.find((route) => route.mode === "terminate" && Option.isNone(route.tls))
+  if (uncertified !== undefined && Option.isNone(config.tls)) {
+    return Effect.fail(new ConfigError({
+      message: `route ${uncertified.sni.join(", ")} terminates TLS but has no certificate (give tls-cert and tls-key)`
+    }))
+  }
+  return Effect.succeed({ ...config, backends })
+}
