@@ -20,21 +20,19 @@ import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
 import { Metrics } from "./services/Metrics.ts"
 import { DrainCut } from "./services/Shutdown.ts"
-import { nextStop, signals } from "./Signals.ts"
+import { listen, nextStop } from "./Signals.ts"
 import * as TcpProxy from "./TcpProxy.ts"
 
 const version = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 ).version
 
-/** SIGUSR1: the metrics snapshot on stdout. */
-const snapshotOnUsr1 = Layer.effectDiscard(Effect.gen(function*() {
-  const metrics = yield* Metrics
-  yield* signals("SIGUSR1").pipe(
-    Stream.runForEach(() => Effect.flatMap(metrics.snapshot, Console.log)),
-    Effect.forkScoped
-  )
-}))
+/** SIGUSR1: the metrics snapshot on stdout, for each arrival. */
+const snapshotOn = (arrivals: Stream.Stream<NodeJS.Signals>) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const metrics = yield* Metrics
+    yield* arrivals.pipe(Stream.runForEach(() => Effect.flatMap(metrics.snapshot, Console.log)), Effect.forkScoped)
+  }))
 
 const command = Command.make("tcp-proxy", Flags.flags, (input) =>
   Effect.gen(function*() {
@@ -42,14 +40,17 @@ const command = Command.make("tcp-proxy", Flags.flags, (input) =>
     const overrides = yield* Flags.overrides(input)
     const backends = yield* Flags.backends(input)
     const config = yield* Flags.compose(file, overrides, backends)
-    const app = Layer.mergeAll(snapshotOnUsr1, Reload.onHangup(input.config, overrides, backends)).pipe(
+    // Listen before anything starts, so that no signal finds its default action (ending the process).
+    const usr1 = yield* listen("SIGUSR1")
+    const hup = yield* listen("SIGHUP")
+    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, input.config, overrides, backends)).pipe(
       Layer.provideMerge(TcpProxy.layerWithSettings(config)),
       Layer.provide(Layer.succeed(DrainCut, nextStop)),
       Layer.provide(Logging.layer),
       Layer.provideMerge(SettingsLive.layer(config))
     )
     yield* Layer.launch(app)
-  })).pipe(Command.withDescription("A TCP (layer 4) proxy and load balancer built on Effect."))
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("A TCP (layer 4) proxy and load balancer built on Effect."))
 
 const cliLayer = Layer.mergeAll(
   NodeServices.layer,

@@ -4,17 +4,25 @@
  *
  * @since 0.1.0
  */
-import { Effect, Queue, Stream } from "effect"
+import { Effect, Queue, type Scope, Stream } from "effect"
 
-/** Every arrival of the given signals, for as long as the stream runs. */
-export const signals = (...names: ReadonlyArray<NodeJS.Signals>): Stream.Stream<NodeJS.Signals> =>
-  Stream.callback<NodeJS.Signals>((queue) => {
+/**
+ * Starts listening to the given signals now (replacing their default action,
+ * which for SIGHUP and SIGUSR1 is to end the process) and returns every
+ * arrival from now on. The listeners are removed when the scope closes.
+ */
+export const listen = (...names: ReadonlyArray<NodeJS.Signals>): Effect.Effect<Stream.Stream<NodeJS.Signals>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const queue = yield* Queue.unbounded<NodeJS.Signals>()
     const on = (signal: NodeJS.Signals) => Queue.offerUnsafe(queue, signal)
-    return Effect.acquireRelease(
+    yield* Effect.acquireRelease(
       Effect.sync(() => names.forEach((name) => process.on(name, on))),
       () => Effect.sync(() => names.forEach((name) => process.off(name, on)))
     )
+    return Stream.fromQueue(queue)
   })
 
 /** Completes at the next SIGINT or SIGTERM. */
-export const nextStop: Effect.Effect<void> = signals("SIGINT", "SIGTERM").pipe(Stream.take(1), Stream.runDrain)
+export const nextStop: Effect.Effect<void> = Effect.scoped(
+  Effect.flatMap(listen("SIGINT", "SIGTERM"), (arrivals) => Stream.runDrain(Stream.take(arrivals, 1)))
+)

@@ -9,12 +9,12 @@
 import { Effect, Layer, Option, Stream } from "effect"
 import type { Backend } from "../domain/Config.ts"
 import * as ConfigFile from "../domain/ConfigFile.ts"
-import { signals } from "../Signals.ts"
 import { reconfigure } from "../TcpProxy.ts"
 import { compose } from "./Flags.ts"
 
-/** Reloads `file` on every SIGHUP for as long as the layer lives. */
-export const onHangup = (
+/** Reloads `file` on every arrival of SIGHUP, for as long as the layer lives. */
+export const on = (
+  arrivals: Stream.Stream<NodeJS.Signals>,
   file: Option.Option<string>,
   overrides: ConfigFile.FileConfig,
   cliBackends: ReadonlyArray<Backend>
@@ -29,5 +29,5 @@ export const onHangup = (
           Effect.catch((error) => Effect.logError(`config reload failed: ${error.message}`))
         )
     })
-    yield* signals("SIGHUP").pipe(Stream.runForEach(() => reload), Effect.forkScoped)
+    yield* arrivals.pipe(Stream.runForEach(() => reload), Effect.forkScoped)
   }))
