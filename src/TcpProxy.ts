@@ -14,18 +14,22 @@ import * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
 import * as BalancerLive from "./layers/balancers/BalancerLive.ts"
 import * as ConnectionHandlerLive from "./layers/ConnectionHandlerLive.ts"
 import * as DialerLive from "./layers/DialerLive.ts"
+import * as DiscoveryLive from "./layers/DiscoveryLive.ts"
 import * as DrainingLive from "./layers/DrainingLive.ts"
 import * as HealthCheckLive from "./layers/HealthCheckLive.ts"
 import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
+import * as ResolverLive from "./layers/ResolverLive.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
-import { BackendRegistry } from "./services/BackendRegistry.ts"
+import type { BackendRegistry } from "./services/BackendRegistry.ts"
+import { Discovery } from "./services/Discovery.ts"
 import type { Balancer } from "./services/Balancer.ts"
 import type { Dialer } from "./services/Dialer.ts"
 import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
+import type { Resolver } from "./services/Resolver.ts"
 import { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
 
@@ -36,28 +40,36 @@ export interface Overrides {
   readonly dialer?: Layer.Layer<Dialer>
   readonly healthCheck?: Layer.Layer<HealthCheck, never, Dialer | Settings>
   readonly metrics?: Layer.Layer<Metrics>
+  /** The name resolver for backends given by host name. */
+  readonly resolver?: Layer.Layer<Resolver>
 }
 
 /** Why the proxy could not start: an address it could not bind. */
 export type StartError = ListenerLive.ListenError | AdminServer.AdminListenError
 
 /** What the running proxy provides to whoever embeds or tests it. */
-export type Services = Listener | BackendRegistry | Metrics | Draining
+export type Services = Listener | BackendRegistry | Metrics | Draining | Discovery
 
 /**
  * The proxy over a {@link Settings} service supplied from outside (so the
- * caller can reload it, and share it with its logger). The registry starts
- * with the settings' backends.
+ * caller can reload it, and share it with its logger). The registry is fed
+ * from the settings' backends (names resolved), unless `overrides.registry`
+ * supplies one that someone else feeds.
  */
 export const layerWithSettings = (
   initial: ProxyConfig,
   overrides: Overrides = {}
 ): Layer.Layer<Services, StartError, Settings> => {
-  const services = Layer.mergeAll(
-    overrides.registry ?? BackendRegistryLive.layer(initial.backends),
-    overrides.metrics ?? MetricsLive.layer,
-    overrides.dialer ?? DialerLive.layer,
-    DrainingLive.layer
+  const discovery = overrides.registry === undefined
+    ? DiscoveryLive.layer.pipe(Layer.provide(overrides.resolver ?? ResolverLive.layer))
+    : DiscoveryLive.none
+  const services = discovery.pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      overrides.registry ?? BackendRegistryLive.layer([]),
+      overrides.metrics ?? MetricsLive.layer,
+      overrides.dialer ?? DialerLive.layer,
+      DrainingLive.layer
+    ))
   )
   // The admin endpoint is built before the listener, so it answers through the drain.
   const foundation = Option.match(initial.metricsAddress, {
@@ -90,13 +102,13 @@ const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<A
 /**
  * Puts a new configuration in force on a running proxy: backends are added
  * (their checks start), removed (their open connections are left to finish)
- * or re-weighted, and every other setting applies to what starts from now.
+ * or re-weighted (names resolved anew), and every other setting applies to what starts from now.
  * The listen and admin addresses cannot change while running: a change to
  * them is logged as needing a restart, and the rest still applies.
  */
 export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: ProxyConfig) {
   const settings = yield* Settings
-  const registry = yield* BackendRegistry
+  const discovery = yield* Discovery
   const previous = yield* settings.current
   if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
     yield* Effect.logWarning("laddr changed: it takes effect after a restart")
@@ -105,7 +117,7 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
     yield* Effect.logWarning("metrics-addr changed: it takes effect after a restart")
   }
   yield* settings.update({ ...next, listen: previous.listen, metricsAddress: previous.metricsAddress })
-  const update = yield* registry.update(next.backends)
+  const update = yield* discovery.refresh
   yield* Effect.logInfo("config reloaded").pipe(Effect.annotateLogs({
     added: update.added.join(","),
     removed: update.removed.join(","),

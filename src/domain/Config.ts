@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { isIP } from "node:net"
 import { Duration, Option, Result } from "effect"
 import * as Address from "./Address.ts"
 import type * as ProxyProtocol from "./ProxyProtocol.ts"
@@ -14,7 +15,12 @@ export interface Backend {
   readonly host: string
   readonly port: number
   readonly weight: number
+  /** The `HOST:PORT` it was given as, when `host` came from resolving a name. */
+  readonly name?: string
 }
+
+/** Whether a backend is given by host name (to resolve) rather than by IP address. */
+export const isNamed = (backend: Backend): boolean => isIP(backend.host) === 0
 
 /** Builds a backend from `HOST:PORT` (or `[IPV6]:PORT`) text. */
 export const backend = (text: string, weight = 1): Result.Result<Backend, string> =>

@@ -41,6 +41,7 @@ const routes = Layer.unwrap(Effect.gen(function*() {
     return HttpServerResponse.jsonUnsafe({
       backends: all.map((status) => ({
         address: status.backend.address,
+        ...(status.backend.name === undefined ? {} : { name: status.backend.name }),
         state: status.state,
         weight: status.backend.weight,
         activeConnections: status.activeConnections
