@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
+import { Resolver } from "../../src/services/Resolver.ts"
 import { listeningPort, spawnCli } from "./cli.ts"
 import { connect, deadPort, echoServer, eventually, exchange, readAll, startProxy, testConfig, until } from "./helpers.ts"
 
@@ -65,6 +66,25 @@ describe("admin endpoint", () => {
       })
       held.destroy()
       assert.strictEqual((yield* get(adminPort(proxy), "/nope")).status, 404)
+    }))
+
+  it.live("a backend given by name is served at the address it resolves to, and listed with its name", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer("echo:")
+      const resolver = Layer.succeed(Resolver)({
+        resolve: (host) => host === "echo.test" ? Effect.succeed(["127.0.0.1"]) : Effect.die(`unexpected ${host}`)
+      })
+      const proxy = yield* startProxy(testConfig([`echo.test:${backend.port}`], withAdmin), { resolver })
+      assert.strictEqual((yield* exchange(proxy.port, "hi")).data.toString(), "echo:hi")
+      const listed = JSON.parse((yield* get(adminPort(proxy), "/backends")).body)
+      assert.deepStrictEqual(listed.backends, [{
+        address: backend.address,
+        name: `echo.test:${backend.port}`,
+        state: "HEALTHY",
+        weight: 1,
+        activeConnections: 0
+      }])
+      assert.include(yield* proxy.metrics.snapshot, `tcp_proxy_backend_connections_total{backend="${backend.address}"}: 1`)
     }))
 
   it.live("GET /healthz is 200 while a backend is HEALTHY, 503 when none is", () =>
