@@ -19,6 +19,7 @@ import { ListenError } from "./layers/Listener.ts"
 import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
 import { Metrics } from "./services/Metrics.ts"
+import { TlsConfigError } from "./services/Routes.ts"
 import { DrainCut } from "./services/Shutdown.ts"
 import { listen, nextStop } from "./Signals.ts"
 import * as TcpProxy from "./TcpProxy.ts"
@@ -66,7 +67,7 @@ const cliLayer = Layer.mergeAll(
 /** Errors a user can fix, reported as one line. */
 const isUserError = (error: unknown): error is { readonly message: string } =>
   error instanceof Flags.ConfigError || error instanceof ConfigFile.ConfigFileError ||
-  error instanceof ListenError || error instanceof AdminListenError
+  error instanceof ListenError || error instanceof AdminListenError || error instanceof TlsConfigError
 
 /** One stderr line for a failure the user can fix; a full report only for a defect. */
 const report = (cause: Cause.Cause<unknown>) =>

@@ -21,6 +21,7 @@ import * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 import * as ListenerLive from "./layers/Listener.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
 import * as ResolverLive from "./layers/ResolverLive.ts"
+import * as RoutesLive from "./layers/RoutesLive.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
 import type { BackendRegistry } from "./services/BackendRegistry.ts"
 import { Discovery } from "./services/Discovery.ts"
@@ -30,6 +31,7 @@ import type { HealthCheck } from "./services/HealthCheck.ts"
 import type { Listener } from "./services/Listener.ts"
 import type { Metrics } from "./services/Metrics.ts"
 import type { Resolver } from "./services/Resolver.ts"
+import { Routes, type TlsConfigError } from "./services/Routes.ts"
 import { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
 
@@ -44,11 +46,11 @@ export interface Overrides {
   readonly resolver?: Layer.Layer<Resolver>
 }
 
-/** Why the proxy could not start: an address it could not bind. */
-export type StartError = ListenerLive.ListenError | AdminServer.AdminListenError
+/** Why the proxy could not start: an address it could not bind, or a certificate it could not load. */
+export type StartError = ListenerLive.ListenError | AdminServer.AdminListenError | TlsConfigError
 
 /** What the running proxy provides to whoever embeds or tests it. */
-export type Services = Listener | BackendRegistry | Metrics | Draining | Discovery
+export type Services = Listener | BackendRegistry | Metrics | Draining | Discovery | Routes
 
 /**
  * The proxy over a {@link Settings} service supplied from outside (so the
@@ -60,8 +62,9 @@ export const layerWithSettings = (
   initial: ProxyConfig,
   overrides: Overrides = {}
 ): Layer.Layer<Services, StartError, Settings> => {
+  const resolver = overrides.resolver ?? ResolverLive.layer
   const discovery = overrides.registry === undefined
-    ? DiscoveryLive.layer.pipe(Layer.provide(overrides.resolver ?? ResolverLive.layer))
+    ? DiscoveryLive.layer.pipe(Layer.provide(resolver))
     : DiscoveryLive.none
   const services = discovery.pipe(
     Layer.provideMerge(Layer.mergeAll(
@@ -76,12 +79,12 @@ export const layerWithSettings = (
     onNone: () => services,
     onSome: (address) => Layer.provideMerge(AdminServer.layer(address), services)
   })
-  const health = HealthMonitorLive.layer.pipe(Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer))
-  const handler = ConnectionHandlerLive.layer.pipe(
-    Layer.provide(Layer.mergeAll(health, overrides.balancer ?? BalancerLive.layer))
-  )
+  const checks = Layer.mergeAll(overrides.healthCheck ?? HealthCheckLive.layer, resolver)
+  const defaultPool = Layer.mergeAll(HealthMonitorLive.layer, overrides.balancer ?? BalancerLive.layer)
+  const routes = RoutesLive.layer.pipe(Layer.provideMerge(defaultPool), Layer.provide(checks))
   return ListenerLive.layer.pipe(
-    Layer.provide(handler),
+    Layer.provide(ConnectionHandlerLive.layer),
+    Layer.provideMerge(routes),
     Layer.provideMerge(foundation)
   )
 }
@@ -109,6 +112,7 @@ const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<A
 export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: ProxyConfig) {
   const settings = yield* Settings
   const discovery = yield* Discovery
+  const routes = yield* Routes
   const previous = yield* settings.current
   if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
     yield* Effect.logWarning("laddr changed: it takes effect after a restart")
@@ -116,7 +120,10 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
   if (!sameAddress(previous.metricsAddress, next.metricsAddress)) {
     yield* Effect.logWarning("metrics-addr changed: it takes effect after a restart")
   }
-  yield* settings.update({ ...next, listen: previous.listen, metricsAddress: previous.metricsAddress })
+  const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress }
+  yield* settings.update(applied)
+  // Certificates are loaded before anything else changes; one that cannot be used undoes the reload.
+  yield* routes.reload(applied).pipe(Effect.tapError(() => settings.update(previous)))
   const update = yield* discovery.refresh
   yield* Effect.logInfo("config reloaded").pipe(Effect.annotateLogs({
     added: update.added.join(","),

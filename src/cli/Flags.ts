@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { resolve } from "node:path"
 import { Data, Effect, Option, Result } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Address from "../domain/Address.ts"
@@ -70,6 +71,13 @@ export const flags = {
   dnsRefresh: duration("dns-refresh", "re-resolve backends given by host name this often", "30s"),
   metricsAddr: text("metrics-addr", "serve /metrics, /healthz and /backends here, e.g. 127.0.0.1:9090 (default: off)"),
   proxyProtocol: choice("proxy-protocol", ProxyProtocol.modes, "send a PROXY protocol header to backends", "off"),
+  tlsCert: text("tls-cert", "terminate TLS from clients with this certificate (PEM); needs --tls-key"),
+  tlsKey: text("tls-key", "the private key (PEM) of --tls-cert"),
+  backendTls: Flag.Boolean("backend-tls").pipe(
+    Flag.optional,
+    Flag.withDescription("re-encrypt toward backends with TLS (default: off)")
+  ),
+  backendCa: text("backend-ca", "verify backends against this CA bundle (PEM) with --backend-tls"),
   logLevel: choice("log-level", Config.logLevels, "log level", "info"),
   logFormat: choice("log-format", Config.logFormats, "log format", "text")
 }
@@ -101,6 +109,10 @@ const given = <A extends object>(values: { readonly [K in keyof A]: Option.Optio
 export const overrides = Effect.fnUntraced(function*(input: Flags) {
   const listen = yield* parseGiven(input.laddr, Address.parseListen)
   const metricsAddress = yield* parseGiven(input.metricsAddr, Address.parseListen)
+  if (Option.isSome(input.tlsCert) !== Option.isSome(input.tlsKey)) {
+    return yield* new ConfigError({ message: "--tls-cert and --tls-key go together: give both or neither" })
+  }
+  const tls = Option.zipWith(input.tlsCert, input.tlsKey, (cert, key) => ({ cert: resolve(cert), key: resolve(key) }))
   const overrides: FileConfig = {
     ...given({
       listen,
@@ -116,6 +128,9 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
     }),
     ...(Option.isSome(input.idleTimeout) ? { idleTimeout: input.idleTimeout } : {}),
     ...(Option.isSome(metricsAddress) ? { metricsAddress } : {}),
+    ...(Option.isSome(tls) ? { tls } : {}),
+    ...(Option.isSome(input.backendCa) ? { backendCa: Option.map(input.backendCa, (file) => resolve(file)) } : {}),
+    ...given({ backendTls: input.backendTls }),
     health: given({
       interval: input.healthInterval,
       timeout: input.healthTimeout,

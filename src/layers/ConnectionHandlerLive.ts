@@ -1,27 +1,28 @@
 /**
- * The life of one client connection: pick candidates, dial (retrying on the
- * next candidate), relay, then account for it in the registry and metrics and
- * log one `connection closed` line. Both sockets are closed however it ends.
+ * The life of one client connection: read the ClientHello when SNI routes
+ * are configured, pick the target pool, complete TLS when terminating, pick
+ * candidates, dial (retrying on the next candidate), relay, then account for
+ * it in the registry and metrics and log one `connection closed` line. Every
+ * socket is closed however it ends.
  *
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Duration, Effect, Exit, Layer, Option } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Result } from "effect"
 import * as Address from "../domain/Address.ts"
 import type { Backend, ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
-import { Balancer } from "../services/Balancer.ts"
-import { BackendRegistry } from "../services/BackendRegistry.ts"
+import type { BackendRegistry } from "../services/BackendRegistry.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
 import { Dialer } from "../services/Dialer.ts"
-import { HealthMonitor } from "../services/HealthMonitor.ts"
 import { type ErrorKind, Metrics } from "../services/Metrics.ts"
+import { type Pool, Routes, type Target } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 import { relay, type RelayEnd } from "./Relay.ts"
+import * as Tls from "./Tls.ts"
 
 /** How a connection ended, the `end` field of its log line. */
 export type ConnectionEnd = RelayEnd | "dial_failed" | "no_backend" | "rejected" | "shutdown"
-
 
 const errorKind = (end: ConnectionEnd): ErrorKind | undefined => {
   switch (end) {
@@ -46,17 +47,21 @@ class Connection {
   readonly peer: string
   end: ConnectionEnd = "shutdown"
   /** The configuration in force when the connection started; it keeps it to the end. */
-  config: ProxyConfig
+  readonly config: ProxyConfig
   /** The last backend dialled, shown in the log line. */
   dialled: Backend | undefined = undefined
-  /** The backend this connection counts as active on: from the start of a dial until it fails or the connection ends. */
-  activeOn: Backend | undefined = undefined
-  /** The connected backend socket. */
+  /** Where this connection counts as active: from the start of a dial until it fails or the connection ends. */
+  activeOn: { readonly backend: Backend; readonly registry: BackendRegistry["Service"] } | undefined = undefined
+  /** The client side the relay uses: the client socket, or the TLS session over it. */
+  downstream: Net.Socket
+  /** The connected backend: its TCP socket, and the TLS session over it when re-encrypting. */
   upstream: Net.Socket | undefined = undefined
+  upstreamSession: Net.Socket | undefined = undefined
   readonly client: Net.Socket
   readonly ip: string
   constructor(client: Net.Socket, ip: string, config: ProxyConfig) {
     this.client = client
+    this.downstream = client
     this.ip = ip
     this.config = config
     // A client that reset before it was accepted has no address left to show.
@@ -65,46 +70,98 @@ class Connection {
 }
 
 /** The connection handler over the services in context; each connection reads the settings as it starts. */
-export const layer: Layer.Layer<
-  ConnectionHandler,
-  never,
-  Balancer | BackendRegistry | HealthMonitor | Metrics | Dialer | Settings
-> = Layer.effect(
+export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dialer | Settings> = Layer.effect(
   ConnectionHandler,
   Effect.gen(function*() {
-    const balancer = yield* Balancer
-    const registry = yield* BackendRegistry
-    const monitor = yield* HealthMonitor
+    const routes = yield* Routes
     const metrics = yield* Metrics
     const dialer = yield* Dialer
     const settings = yield* Settings
     /** Client connections being served now, for `--max-connections`. */
     let open = 0
 
+    /** Connects to one backend: TCP, then the PROXY header, then TLS when re-encrypting. */
+    const openUpstream = Effect.fnUntraced(function*(conn: Connection, backend: Backend, target: Target) {
+      const socket = yield* dialer.dial(backend, conn.config.dialTimeout)
+      conn.upstream = socket
+      const header = ProxyProtocol.header(conn.config.proxyProtocol, {
+        sourceAddress: conn.ip,
+        sourcePort: conn.client.remotePort ?? 0,
+        destinationAddress: conn.client.localAddress ?? "",
+        destinationPort: conn.client.localPort ?? 0
+      })
+      if (header !== undefined) socket.write(header)
+      if (target.upstreamTls === undefined) return socket
+      const serverName = backend.name === undefined ? backend.host : backend.name.slice(0, backend.name.lastIndexOf(":"))
+      const session = yield* Tls.originate(
+        socket,
+        serverName,
+        target.upstreamTls.ca,
+        Duration.toMillis(conn.config.dialTimeout)
+      )
+      conn.upstreamSession = session
+      return session
+    })
+
     /** Dials the candidates in order, up to `retries` after the first; counts every attempt. */
-    const connect = Effect.fnUntraced(function*(conn: Connection, candidates: ReadonlyArray<Backend>) {
-      const { dialTimeout, retries } = conn.config
-      const attempts = Math.min(candidates.length, retries + 1)
+    const connect = Effect.fnUntraced(function*(conn: Connection, pool: Pool, target: Target) {
+      const candidates = yield* pool.balancer.candidates({ ip: conn.ip, port: conn.client.remotePort ?? 0 })
+      if (candidates.length === 0) {
+        conn.end = "no_backend"
+        yield* Effect.logWarning("no healthy backends").pipe(Effect.annotateLogs({ client: conn.peer }))
+        return undefined
+      }
+      const attempts = Math.min(candidates.length, conn.config.retries + 1)
       for (let i = 0; i < attempts; i++) {
         const backend = candidates[i]!
         conn.dialled = backend
-        conn.activeOn = backend
-        yield* registry.connectionOpened(backend.address)
+        conn.activeOn = { backend, registry: pool.registry }
+        yield* pool.registry.connectionOpened(backend.address)
         yield* metrics.dialStarted(backend.address)
         const started = performance.now()
-        const exit = yield* Effect.exit(dialer.dial(backend, dialTimeout))
+        const exit = yield* Effect.exit(openUpstream(conn, backend, target))
         const seconds = (performance.now() - started) / 1000
         if (Exit.isSuccess(exit)) {
           yield* metrics.dialSucceeded(backend.address, seconds)
           return exit.value
         }
+        conn.upstream?.destroy()
+        conn.upstream = undefined
         conn.activeOn = undefined
-        yield* registry.connectionClosed(backend.address)
+        yield* pool.registry.connectionClosed(backend.address)
         yield* metrics.dialFailed(backend.address, seconds)
-        yield* monitor.report(backend.address, false)
+        yield* pool.monitor.report(backend.address, false)
         yield* Effect.logDebug(`dial ${backend.address} failed: ${exit.cause}`)
       }
+      conn.end = "dial_failed"
       return undefined
+    })
+
+    /** Reads the ClientHello (when routing by SNI) and completes TLS (when terminating). */
+    const front = Effect.fnUntraced(function*(conn: Connection) {
+      const timeout = Duration.toMillis(conn.config.dialTimeout)
+      let prefix: Buffer | undefined
+      let serverName: string | undefined
+      if (conn.config.routes.length > 0) {
+        const hello = yield* Effect.result(Tls.peekClientHello(conn.client, timeout))
+        if (Result.isFailure(hello)) {
+          yield* metrics.tlsFailed("client_hello")
+          yield* Effect.logWarning(hello.failure.message).pipe(Effect.annotateLogs({ client: conn.peer }))
+          return undefined
+        }
+        prefix = hello.success.prefix
+        serverName = hello.success.serverName
+      }
+      const target = yield* routes.select(serverName)
+      if (target.mode !== "terminate" || target.context === undefined) return { target, prefix }
+      const session = yield* Effect.result(Tls.terminate(conn.client, prefix, target.context, timeout))
+      if (Result.isFailure(session)) {
+        yield* metrics.tlsFailed("handshake")
+        yield* Effect.logWarning(session.failure.message).pipe(Effect.annotateLogs({ client: conn.peer }))
+        return undefined
+      }
+      conn.downstream = session.success
+      return { target, prefix: undefined }
     })
 
     const serve = Effect.fnUntraced(function*(conn: Connection) {
@@ -113,42 +170,34 @@ export const layer: Layer.Layer<
         conn.end = "rejected"
         return yield* metrics.connectionRejected
       }
-      const candidates = yield* balancer.candidates({ ip: conn.ip, port: conn.client.remotePort ?? 0 })
-      if (candidates.length === 0) {
-        conn.end = "no_backend"
-        return yield* Effect.logWarning("no healthy backends").pipe(Effect.annotateLogs({ client: conn.peer }))
-      }
-      const upstream = yield* connect(conn, candidates)
-      if (upstream === undefined) {
-        conn.end = "dial_failed"
+      const entry = yield* front(conn)
+      if (entry === undefined) {
+        conn.end = "client_reset"
         return
       }
-      conn.upstream = upstream
-      const { idleTimeout, proxyProtocol } = conn.config
-      const header = ProxyProtocol.header(proxyProtocol, {
-        sourceAddress: conn.ip,
-        sourcePort: conn.client.remotePort ?? 0,
-        destinationAddress: conn.client.localAddress ?? "",
-        destinationPort: conn.client.localPort ?? 0
-      })
-      if (header !== undefined) upstream.write(header)
+      const upstream = yield* connect(conn, entry.target.pool, entry.target)
+      if (upstream === undefined) return
+      // Passthrough: the ClientHello the peek took goes first.
+      if (entry.prefix !== undefined) upstream.write(entry.prefix)
       conn.end = yield* relay(
-        conn.client,
+        conn.downstream,
         upstream,
-        Option.match(idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
+        Option.match(conn.config.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
       )
     })
 
     const finish = (conn: Connection) =>
       Effect.suspend(() => {
-        const { client, upstream, activeOn, dialled } = conn
+        const { activeOn, client, dialled, upstream } = conn
         open--
+        conn.downstream.destroy()
         client.destroy()
+        conn.upstreamSession?.destroy()
         upstream?.destroy()
         const durationMs = performance.now() - conn.started
         const bytesIn = client.bytesRead
         const bytesOut = client.bytesWritten
-        const leaveBackend = activeOn === undefined ? Effect.void : registry.connectionClosed(activeOn.address)
+        const leaveBackend = activeOn === undefined ? Effect.void : activeOn.registry.connectionClosed(activeOn.backend.address)
         return leaveBackend.pipe(
           Effect.andThen(metrics.connectionClosed({
             bytesIn,
@@ -156,19 +205,21 @@ export const layer: Layer.Layer<
             durationSeconds: durationMs / 1000,
             error: errorKind(conn.end),
             backend: activeOn === undefined ? undefined : {
-              address: activeOn.address,
+              address: activeOn.backend.address,
               bytesSent: upstream?.bytesWritten ?? 0,
               bytesReceived: upstream?.bytesRead ?? 0
             }
           })),
-          Effect.andThen(!logsInfo(conn.config) ? Effect.void : Effect.logInfo("connection closed").pipe(Effect.annotateLogs({
-            client: conn.peer,
-            ...(dialled === undefined ? {} : { backend: dialled.address }),
-            bytes_in: bytesIn,
-            bytes_out: bytesOut,
-            duration_ms: Math.round(durationMs),
-            end: conn.end
-          })))
+          Effect.andThen(
+            !logsInfo(conn.config) ? Effect.void : Effect.logInfo("connection closed").pipe(Effect.annotateLogs({
+              client: conn.peer,
+              ...(dialled === undefined ? {} : { backend: dialled.address }),
+              bytes_in: bytesIn,
+              bytes_out: bytesOut,
+              duration_ms: Math.round(durationMs),
+              end: conn.end
+            }))
+          )
         )
       })
 

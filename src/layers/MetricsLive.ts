@@ -6,7 +6,7 @@
  */
 import { type Context, Effect, Layer, Metric } from "effect"
 import * as Snapshot from "../domain/Snapshot.ts"
-import { type ErrorKind, Metrics } from "../services/Metrics.ts"
+import { type ErrorKind, Metrics, type TlsFailureKind } from "../services/Metrics.ts"
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
 
@@ -36,6 +36,7 @@ export const definitions = {
     description: "client connection lifetime",
     boundaries: lifetimeBoundaries
   }),
+  tlsFailures: counter("tcp_proxy_tls_failures_total", "TLS failures, by kind"),
   backendConnectDuration: Metric.histogram("tcp_proxy_backend_connect_duration_seconds", {
     description: "time to dial a backend",
     boundaries: connectBoundaries
@@ -85,6 +86,11 @@ export const make = (context: Context.Context<never>) => {
     metric.valueUnsafe(context)
   }
   for (const metric of Object.values(errors)) metric.valueUnsafe(context)
+  const tlsFailures: Record<TlsFailureKind, Metric.Metric<number, unknown>> = {
+    client_hello: Metric.withAttributes(d.tlsFailures, { kind: "client_hello" }),
+    handshake: Metric.withAttributes(d.tlsFailures, { kind: "handshake" })
+  }
+  for (const metric of Object.values(tlsFailures)) metric.valueUnsafe(context)
 
   return Metrics.of({
     connectionAccepted: Effect.sync(() => {
@@ -126,6 +132,7 @@ export const make = (context: Context.Context<never>) => {
         ;(success ? series.checkSuccess : series.checkFailure).updateUnsafe(1, context)
       }),
     healthChanged: (address, healthy) => Effect.sync(() => backend(address).healthy.updateUnsafe(healthy ? 1 : 0, context)),
+    tlsFailed: (kind) => Effect.sync(() => tlsFailures[kind].updateUnsafe(1, context)),
     snapshot: Effect.sync(() => Snapshot.render(Metric.snapshotUnsafe(context)))
   })
 }

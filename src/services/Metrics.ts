@@ -9,6 +9,9 @@ import { Context, type Effect } from "effect"
 /** Why a client connection failed, as `tcp_proxy_errors_total{kind}` counts it. */
 export type ErrorKind = "no_backend" | "dial" | "io"
 
+/** Which step of TLS failed, as `tcp_proxy_tls_failures_total{kind}` counts it. */
+export type TlsFailureKind = "client_hello" | "handshake"
+
 /** What a finished client connection adds to the metrics. */
 export interface ConnectionSummary {
   readonly bytesIn: number
@@ -44,6 +47,8 @@ export class Metrics extends Context.Service<Metrics, {
   readonly healthChecked: (address: string, success: boolean) => Effect.Effect<void>
   /** A backend's health state is now `healthy`. */
   readonly healthChanged: (address: string, healthy: boolean) => Effect.Effect<void>
+  /** A ClientHello could not be read, or a TLS handshake failed. */
+  readonly tlsFailed: (kind: TlsFailureKind) => Effect.Effect<void>
   /** Every series as sorted `name{labels}: value` lines (the SIGUSR1 snapshot). */
   readonly snapshot: Effect.Effect<string>
 }>()("effect-tcp-proxy/Metrics") {}

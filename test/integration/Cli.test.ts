@@ -38,7 +38,9 @@ describe("command line", () => {
         [["--retries", "-1", "127.0.0.1:1"], /--retries/],
         [["--laddr", "nowhere", "127.0.0.1:1"], /"nowhere"/],
         [["--log-level", "loud", "127.0.0.1:1"], /--log-level.*"loud"/],
-        [["--bogus", "127.0.0.1:1"], /--bogus/]
+        [["--bogus", "127.0.0.1:1"], /--bogus/],
+        [["--tls-cert", "/nonexistent/cert.pem", "127.0.0.1:1"], /--tls-cert and --tls-key go together/],
+        [["--laddr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "127.0.0.1:1"], /cannot use \/nonexistent\/cert\.pem/]
       ]
       for (const [args, pattern] of cases) assertOneLineError(yield* runCli(args), pattern)
     }), { timeout: 60_000 })

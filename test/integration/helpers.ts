@@ -176,6 +176,7 @@ export const startProxy = (config: Config.ProxyConfig, overrides: TcpProxy.Overr
       TcpProxy.layer(config, overrides).pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map())))
     ),
     (context) => ({
+      context,
       port: Context.get(context, Listener).address.port,
       adminPort: Option.map(Context.getOption(context, AdminEndpoint), (admin) => admin.address.port),
       registry: Context.get(context, BackendRegistry),

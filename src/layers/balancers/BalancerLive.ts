@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, Random } from "effect"
-import type { Backend, BalancerName } from "../../domain/Config.ts"
+import type { Backend, BalancerName, ProxyConfig } from "../../domain/Config.ts"
 import { Balancer, type ClientInfo } from "../../services/Balancer.ts"
 import { BackendRegistry, type BackendStatus } from "../../services/BackendRegistry.ts"
 import { Settings } from "../../services/Settings.ts"
@@ -48,24 +48,31 @@ export const make = (name: BalancerName): Layer.Layer<Balancer, never, BackendRe
   )
 
 /**
- * The balancer the settings name (`--lb`), following reloads. Each strategy
- * is made once, on first use, and keeps its state (round robin's scores, the
- * hash ring) from then on.
+ * The balancer that `select` names from the settings, following reloads.
+ * Each strategy is made once, on first use, and keeps its state (round
+ * robin's scores, the hash ring) from then on.
  */
-export const layer: Layer.Layer<Balancer, never, BackendRegistry | Settings> = Layer.effect(
-  Balancer,
-  Effect.gen(function*() {
-    const registry = yield* BackendRegistry
-    const settings = yield* Settings
-    const made = new Map<BalancerName, Strategy>()
-    const current = Effect.map(settings.current, ({ balancer }) => {
-      let strategy = made.get(balancer)
-      if (strategy === undefined) {
-        strategy = strategies[balancer]()
-        made.set(balancer, strategy)
-      }
-      return strategy
+export const following = (
+  select: (config: ProxyConfig) => BalancerName
+): Layer.Layer<Balancer, never, BackendRegistry | Settings> =>
+  Layer.effect(
+    Balancer,
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      const settings = yield* Settings
+      const made = new Map<BalancerName, Strategy>()
+      const current = Effect.map(settings.current, (config) => {
+        const balancer = select(config)
+        let strategy = made.get(balancer)
+        if (strategy === undefined) {
+          strategy = strategies[balancer]()
+          made.set(balancer, strategy)
+        }
+        return strategy
+      })
+      return Balancer.of({ candidates: candidates(registry, current) })
     })
-    return Balancer.of({ candidates: candidates(registry, current) })
-  })
-)
+  )
+
+/** The balancer `--lb` names, following reloads. */
+export const layer: Layer.Layer<Balancer, never, BackendRegistry | Settings> = following((config) => config.balancer)

@@ -1,0 +1,133 @@
+/**
+ * SNI routes over pools: the top-level pool (the services in context) is the
+ * default route; each configured route gets a pool of its own (registry,
+ * discovery, balancer, health checks), built in its own scope and rebuilt
+ * when a reload changes the routes. Certificates (and the backend CA) are re-read on every reload;
+ * connections already open keep what they started with.
+ *
+ * @since 0.1.0
+ */
+import type { SecureContext } from "node:tls"
+import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
+import * as ClientHello from "../domain/ClientHello.ts"
+import type { ProxyConfig, Route } from "../domain/Config.ts"
+import { Balancer } from "../services/Balancer.ts"
+import { BackendRegistry } from "../services/BackendRegistry.ts"
+import type { HealthCheck } from "../services/HealthCheck.ts"
+import { HealthMonitor } from "../services/HealthMonitor.ts"
+import type { Metrics } from "../services/Metrics.ts"
+import type { Resolver } from "../services/Resolver.ts"
+import { type Pool, Routes, type Target, type TlsConfigError } from "../services/Routes.ts"
+import { Settings } from "../services/Settings.ts"
+import * as BackendRegistryLive from "./BackendRegistryLive.ts"
+import * as BalancerLive from "./balancers/BalancerLive.ts"
+import * as DiscoveryLive from "./DiscoveryLive.ts"
+import * as HealthMonitorLive from "./HealthMonitorLive.ts"
+import { certificateAuthority, secureContext } from "./Tls.ts"
+
+/** The pool of route number `index`: its backends and balancer come from that route of the settings. */
+const poolLayer = (index: number) => {
+  const route = (config: ProxyConfig): Route | undefined => config.routes[index]
+  return Layer.mergeAll(
+    HealthMonitorLive.layer,
+    BalancerLive.following((config) =>
+      Option.getOrElse(route(config)?.balancer ?? Option.none(), () => config.balancer)
+    )
+  ).pipe(
+    Layer.provideMerge(DiscoveryLive.make((config) => route(config)?.backends ?? [])),
+    Layer.provideMerge(BackendRegistryLive.layer([]))
+  )
+}
+
+/** A route in force: its names and mode, its pool and the scope the pool lives in. */
+interface Installed {
+  readonly sni: ReadonlyArray<string>
+  readonly route: Route
+  readonly pool: Pool
+  readonly scope: Scope.Closeable
+}
+
+/** What decides whether route pools must be rebuilt: everything but the certificates. */
+const shape = (routes: ReadonlyArray<Route>): string =>
+  JSON.stringify(routes.map((route) => [route.sni, route.mode, Option.getOrNull(route.balancer), route.backends]))
+
+/** The routes of the settings, over the top-level pool in context. */
+export const layer: Layer.Layer<
+  Routes,
+  TlsConfigError,
+  BackendRegistry | Balancer | HealthMonitor | Settings | Metrics | HealthCheck | Resolver
+> = Layer.effect(
+  Routes,
+  Effect.gen(function*() {
+    const defaultPool: Pool = {
+      registry: yield* BackendRegistry,
+      balancer: yield* Balancer,
+      monitor: yield* HealthMonitor
+    }
+    const settings = yield* Settings
+    const context = yield* Effect.context<Settings | Metrics | HealthCheck | Resolver>()
+    let installed: ReadonlyArray<Installed> = []
+    let installedShape = shape([])
+    let defaultContext: SecureContext | undefined
+    let routeContexts: ReadonlyArray<SecureContext | undefined> = []
+    let upstreamTls: Target["upstreamTls"]
+
+    const buildPools = (routes: ReadonlyArray<Route>) =>
+      Effect.forEach(routes, (route, index) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const built = yield* Layer.buildWithScope(poolLayer(index), scope).pipe(Effect.provideContext(context))
+          const pool: Pool = {
+            registry: Context.get(built, BackendRegistry),
+            balancer: Context.get(built, Balancer),
+            monitor: Context.get(built, HealthMonitor)
+          }
+          return { sni: route.sni, route, pool, scope }
+        }))
+
+    const closeAll = (routes: ReadonlyArray<Installed>) =>
+      Effect.forEach(routes, (route) => Scope.close(route.scope, Exit.void), { discard: true })
+
+    const reload = Effect.fnUntraced(function*(config: ProxyConfig) {
+      // Load every certificate first: a bad file changes nothing.
+      const top = Option.isSome(config.tls) ? yield* secureContext(config.tls.value) : undefined
+      const perRoute = yield* Effect.forEach(config.routes, (route) =>
+        Option.isSome(route.tls) ? Effect.map(secureContext(route.tls.value), Option.some) : Effect.succeedNone)
+      const ca = Option.isSome(config.backendCa) ? yield* certificateAuthority(config.backendCa.value) : undefined
+      const nextShape = shape(config.routes)
+      if (nextShape !== installedShape) {
+        const previous = installed
+        installed = yield* buildPools(config.routes)
+        installedShape = nextShape
+        yield* closeAll(previous)
+      }
+      defaultContext = top
+      routeContexts = perRoute.map((context) => Option.getOrElse(context, () => top))
+      upstreamTls = config.backendTls ? { ca } : undefined
+    })
+
+    yield* reload(yield* settings.current)
+    yield* Effect.addFinalizer(() => closeAll(installed))
+
+    const select = (serverName: string | undefined): Effect.Effect<Target> =>
+      Effect.sync(() => {
+        if (installed.length > 0) {
+          const route = ClientHello.selectRoute(installed, serverName)
+          if (route !== undefined) {
+            const context = routeContexts[installed.indexOf(route)]
+            const mode = route.route.mode
+            return { mode, pool: route.pool, context, upstreamTls: mode === "passthrough" ? undefined : upstreamTls }
+          }
+        }
+        const mode = defaultContext !== undefined ? "terminate" : installed.length > 0 ? "passthrough" : "plain"
+        return {
+          mode,
+          pool: defaultPool,
+          context: defaultContext,
+          upstreamTls: mode === "passthrough" ? undefined : upstreamTls
+        }
+      })
+
+    return Routes.of({ select, reload })
+  })
+)

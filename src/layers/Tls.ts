@@ -1,0 +1,186 @@
+/**
+ * TLS on the connection path: reading the ClientHello just far enough for
+ * the server name (bounded in size and time), completing a handshake as the
+ * server (termination), and opening TLS toward a backend (re-encryption).
+ *
+ * @since 0.1.0
+ */
+import { readFileSync } from "node:fs"
+import * as Net from "node:net"
+import { Duplex } from "node:stream"
+import * as Tls from "node:tls"
+import { Data, Effect } from "effect"
+import * as ClientHello from "../domain/ClientHello.ts"
+import type { CertificateFiles } from "../domain/Config.ts"
+import { TlsConfigError } from "../services/Routes.ts"
+
+/** A ClientHello that is malformed, truncated, too large or too slow. */
+export class ClientHelloError extends Data.TaggedError("ClientHelloError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `bad ClientHello: ${this.reason}`
+  }
+}
+
+/** A TLS handshake that failed, with a client or with a backend. */
+export class HandshakeError extends Data.TaggedError("HandshakeError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `TLS handshake failed: ${this.reason}`
+  }
+}
+
+const readFile = (file: string) =>
+  Effect.try({ try: () => readFileSync(file), catch: (cause) => new TlsConfigError({ file, cause }) })
+
+/** Loads a certificate and its key (PEM) into a server context. */
+export const secureContext = Effect.fnUntraced(function*(files: CertificateFiles) {
+  const cert = yield* readFile(files.cert)
+  const key = yield* readFile(files.key)
+  return yield* Effect.try({
+    try: () => Tls.createSecureContext({ cert, key }),
+    catch: (cause) => new TlsConfigError({ file: `${files.cert} / ${files.key}`, cause })
+  })
+})
+
+/** Loads a CA bundle (PEM) to verify backends with. */
+export const certificateAuthority = (file: string) => readFile(file)
+
+/** What the ClientHello said, and every byte read to find it out (to be replayed). */
+export interface Hello {
+  readonly serverName: string | undefined
+  readonly prefix: Buffer
+}
+
+/**
+ * Reads from a client until its ClientHello is complete, at most `maxBytes`
+ * and `timeoutMs`; the socket is left paused, and the bytes read are returned
+ * to be replayed toward the backend or the TLS server.
+ */
+export const peekClientHello = (socket: Net.Socket, timeoutMs: number, maxBytes = ClientHello.defaultMaxBytes) =>
+  Effect.callback<Hello, ClientHelloError>((resume) => {
+    let buffered = Buffer.alloc(0)
+    const done = (outcome: Effect.Effect<Hello, ClientHelloError>) => {
+      clearTimeout(timer)
+      socket.off("data", onData)
+      socket.off("end", onEnd)
+      socket.off("close", onEnd)
+      socket.pause()
+      resume(outcome)
+    }
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk])
+      const peek = ClientHello.peek(buffered, maxBytes)
+      if (peek._tag === "Hello") done(Effect.succeed({ serverName: peek.serverName, prefix: buffered }))
+      else if (peek._tag === "Malformed") done(Effect.fail(new ClientHelloError({ reason: peek.reason })))
+    }
+    const onEnd = () => done(Effect.fail(new ClientHelloError({ reason: `truncated after ${buffered.length} bytes` })))
+    const timer = setTimeout(
+      () => done(Effect.fail(new ClientHelloError({ reason: `incomplete after ${timeoutMs}ms` }))),
+      timeoutMs
+    )
+    socket.on("data", onData)
+    socket.once("end", onEnd)
+    socket.once("close", onEnd)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/**
+ * A duplex over `socket` that first yields `prefix`, then what the socket
+ * reads: the bytes a ClientHello peek took, given back to the TLS server.
+ */
+const replaying = (socket: Net.Socket, prefix: Buffer): Duplex => {
+  const duplex = new Duplex({
+    read: () => {
+      socket.resume()
+    },
+    write: (chunk, encoding, callback) => {
+      socket.write(chunk, encoding, callback)
+    },
+    final: (callback) => {
+      socket.end(callback)
+    },
+    destroy: (error, callback) => {
+      socket.destroy(error ?? undefined)
+      callback(error)
+    }
+  })
+  duplex.push(prefix)
+  socket.on("data", (chunk: Buffer) => {
+    if (!duplex.push(chunk)) socket.pause()
+  })
+  socket.once("end", () => duplex.push(null))
+  socket.once("close", () => duplex.destroy())
+  return duplex
+}
+
+/**
+ * Completes a TLS handshake as the server over a client socket (with the
+ * bytes a peek took replayed first), within `timeoutMs`.
+ */
+export const terminate = (
+  socket: Net.Socket,
+  prefix: Buffer | undefined,
+  context: Tls.SecureContext,
+  timeoutMs: number
+) =>
+  Effect.callback<Tls.TLSSocket, HandshakeError>((resume) => {
+    const secure = new Tls.TLSSocket(prefix === undefined ? socket : replaying(socket, prefix), {
+      isServer: true,
+      secureContext: context
+    })
+    const fail = (reason: string) => {
+      clearTimeout(timer)
+      secure.destroy()
+      socket.destroy()
+      resume(Effect.fail(new HandshakeError({ reason })))
+    }
+    const onError = (error: Error) => fail(error.message)
+    const onClose = () => fail("closed by the client")
+    const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
+    secure.once("error", onError)
+    secure.once("close", onClose)
+    secure.once("secure", () => {
+      clearTimeout(timer)
+      secure.off("error", onError)
+      secure.off("close", onClose)
+      secure.on("error", () => {}) // the relay watches from here
+      resume(Effect.succeed(secure))
+    })
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      secure.destroy()
+    })
+  })
+
+/** Opens TLS toward a backend over a connected socket; verified against `ca` when given. */
+export const originate = (
+  socket: Net.Socket,
+  serverName: string,
+  ca: Buffer | undefined,
+  timeoutMs: number
+) =>
+  Effect.callback<Tls.TLSSocket, HandshakeError>((resume) => {
+    const secure = Tls.connect({
+      socket,
+      host: serverName, // the name (or IP) the certificate is checked against
+      ...(ca === undefined ? { rejectUnauthorized: false } : { ca, rejectUnauthorized: true }),
+      ...(Net.isIP(serverName) !== 0 ? {} : { servername: serverName })
+    })
+    const fail = (reason: string) => {
+      clearTimeout(timer)
+      secure.destroy()
+      resume(Effect.fail(new HandshakeError({ reason: `with backend: ${reason}` })))
+    }
+    const onError = (error: Error) => fail(error.message)
+    const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
+    secure.once("error", onError)
+    secure.once("secureConnect", () => {
+      clearTimeout(timer)
+      secure.off("error", onError)
+      secure.on("error", () => {})
+      resume(Effect.succeed(secure))
+    })
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      secure.destroy()
+    })
+  })
