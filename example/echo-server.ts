@@ -1,6 +1,7 @@
 /**
  * A tiny echo backend for the demo: `node example/echo-server.ts PORT NAME`.
- * Listens on 127.0.0.1:PORT and echoes everything back with each line
+ * Listens on 127.0.0.1:PORT (or `$HOST`:PORT, e.g. `HOST=0.0.0.0` in a
+ * container) and echoes everything back with each line
  * prefixed by `[NAME] `, so a client can see which backend served it.
  * Ends its side when the client ends; SIGINT/SIGTERM close it with exit 0.
  */
@@ -13,7 +14,7 @@ if (!Number.isInteger(port) || port < 1 || port > 65535 || name === "") {
   process.exit(2)
 }
 
-const host = "127.0.0.1"
+const host = process.env["HOST"] ?? "127.0.0.1"
 const prefix = Buffer.from(`[${name}] `)
 const sockets = new Set<Socket>()
 

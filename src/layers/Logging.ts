@@ -1,6 +1,7 @@
 /**
  * Logs to stderr, as logfmt-like `key=value` text or one JSON object per
- * line, from the level the settings give; both follow reloads. Log
+ * line, from the level the settings give; both follow reloads. Lines are
+ * written in batches (every 25 ms at most), never one blocking write each. Log
  * annotations become top-level fields in both formats (`client=...` /
  * `"client": ...`).
  *
@@ -32,12 +33,20 @@ export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.ge
     ),
     Effect.forkScoped
   )
-  const text = Logger.withConsoleError(Logger.formatLogFmt)
-  const json = Logger.withConsoleError(formatJson)
-  const logger = Logger.make<unknown, void>((options) => {
-    if (LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) {
-      ;(logFormat === "json" ? json : text).log(options)
-    }
+  const formatted = Logger.make<unknown, string | undefined>((options) =>
+    LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])
+      ? (logFormat === "json" ? formatJson : Logger.formatLogFmt).log(options)
+      : undefined
+  )
+  // Lines are written in batches, one write per window, so that a busy proxy does not
+  // make a blocking write to stderr for every connection; what is left is flushed at the end.
+  const logger = yield* Logger.batched(formatted, {
+    window: "25 millis",
+    flush: (lines) =>
+      Effect.sync(() => {
+        const text = lines.filter((line) => line !== undefined).join("\n")
+        if (text !== "") process.stderr.write(`${text}\n`)
+      })
   })
   // Effect's own minimum lets everything through; this logger filters by the level in force.
   return Layer.mergeAll(Logger.layer([logger]), Layer.succeed(References.MinimumLogLevel, "All"))
