@@ -12,6 +12,7 @@ import { Duration, Effect, Option } from "effect"
 import { listeningPort, spawnCli } from "./cli.ts"
 import {
   captureLogs,
+  closedLines,
   connect,
   echoServer,
   eventually,
@@ -30,7 +31,6 @@ import {
 
 const MiB = 1024 * 1024
 
-const closedLines = (lines: ReadonlyArray<LogLine>) => lines.filter((line) => line.message === "connection closed")
 
 /** The `connection closed` line of the client whose local port is `port`, once it has been logged. */
 const lineOf = (lines: ReadonlyArray<LogLine>, port: number) =>

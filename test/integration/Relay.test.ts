@@ -6,6 +6,7 @@ import * as DialerLive from "../../src/layers/DialerLive.ts"
 import { Dialer } from "../../src/services/Dialer.ts"
 import {
   captureLogs,
+  closedLines,
   connect,
   echoServer,
   exchange,
@@ -20,7 +21,6 @@ import {
   until
 } from "./helpers.ts"
 
-const closedLine = (lines: ReadonlyArray<LogLine>) => lines.filter((line) => line.message === "connection closed")
 
 describe("relay", () => {
   it.live("echoes bytes unchanged and logs one line per connection", () => {
@@ -31,8 +31,8 @@ describe("relay", () => {
       const reply = yield* exchange(proxy.port, "hello, proxy")
       assert.strictEqual(reply.data.toString(), "hello, proxy")
       assert.isUndefined(reply.error)
-      yield* until("the connection log line", () => closedLine(lines).length === 1)
-      const [line] = closedLine(lines)
+      yield* until("the connection log line", () => closedLines(lines).length === 1)
+      const [line] = closedLines(lines)
       assert.strictEqual(line!.annotations.backend, backend.address)
       assert.match(String(line!.annotations.client), /^127\.0\.0\.1:\d+$/)
       assert.strictEqual(line!.annotations.bytes_in, 12)
@@ -102,8 +102,8 @@ describe("relay", () => {
       client.write("boom")
       const result = yield* received
       assert.isDefined(result.error)
-      yield* until("the connection log line", () => closedLine(lines).length === 1)
-      assert.strictEqual(closedLine(lines)[0]!.annotations.end, "backend_reset")
+      yield* until("the connection log line", () => closedLines(lines).length === 1)
+      assert.strictEqual(closedLines(lines)[0]!.annotations.end, "backend_reset")
       assert.include(yield* proxy.metrics.snapshot, `tcp_proxy_errors_total{kind="io"}: 1`)
     }).pipe(Effect.provide(captureLogs(lines)))
   })
@@ -118,8 +118,8 @@ describe("relay", () => {
       yield* until("the backend connection", () => backend.accepted.length === 1)
       client.resetAndDestroy()
       yield* Deferred.await(backendClosed)
-      yield* until("the connection log line", () => closedLine(lines).length === 1)
-      assert.strictEqual(closedLine(lines)[0]!.annotations.end, "client_reset")
+      yield* until("the connection log line", () => closedLines(lines).length === 1)
+      assert.strictEqual(closedLines(lines)[0]!.annotations.end, "client_reset")
     }).pipe(Effect.provide(captureLogs(lines)))
   })
 

@@ -150,6 +150,10 @@ export interface LogLine {
   readonly annotations: Readonly<Record<string, unknown>>
 }
 
+/** The `connection closed` lines among `lines`. */
+export const closedLines = (lines: ReadonlyArray<LogLine>): Array<LogLine> =>
+  lines.filter((line) => line.message === "connection closed")
+
 /** A logger layer that records every log line into `lines` (from Debug up). */
 export const captureLogs = (lines: Array<LogLine>) =>
   Logger.layer([
