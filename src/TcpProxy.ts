@@ -105,9 +105,10 @@ const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<A
 /**
  * Puts a new configuration in force on a running proxy: backends are added
  * (their checks start), removed (their open connections are left to finish)
- * or re-weighted (names resolved anew), and every other setting applies to what starts from now.
- * The listen and admin addresses cannot change while running: a change to
- * them is logged as needing a restart, and the rest still applies.
+ * or re-weighted (names resolved anew), certificates are re-read, and every
+ * other setting applies to what starts from now. The listen and admin
+ * addresses cannot change while running: a change to them is logged as
+ * needing a restart, and the rest still applies.
  */
 export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: ProxyConfig) {
   const settings = yield* Settings
@@ -122,7 +123,7 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
   }
   const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress }
   yield* settings.update(applied)
-  // Certificates are loaded before anything else changes; one that cannot be used undoes the reload.
+  // Routes load every certificate first; one that cannot be used puts the previous settings back.
   yield* routes.reload(applied).pipe(Effect.tapError(() => settings.update(previous)))
   const update = yield* discovery.refresh
   yield* Effect.logInfo("config reloaded").pipe(Effect.annotateLogs({
