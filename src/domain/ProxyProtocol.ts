@@ -85,6 +85,6 @@ export const v2 = (endpoints: Endpoints): Buffer => {
   return Buffer.concat([v2Signature, head, addresses, ports])
 }
 
-/** The header for `mode`, or `undefined` when off. */
-export const header = (mode: Mode, endpoints: Endpoints): Buffer | undefined =>
-  mode === "v1" ? v1(endpoints) : mode === "v2" ? v2(endpoints) : undefined
+/** The header of a version. */
+export const header = (version: "v1" | "v2", endpoints: Endpoints): Buffer =>
+  version === "v1" ? v1(endpoints) : v2(endpoints)

@@ -12,6 +12,7 @@ import { Duration, Effect, Exit, Layer, Option, Result } from "effect"
 import * as Address from "../domain/Address.ts"
 import type { Backend, ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
+import type { ClientInfo } from "../services/Balancer.ts"
 import type { BackendRegistry } from "../services/BackendRegistry.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
 import { Dialer } from "../services/Dialer.ts"
@@ -41,10 +42,13 @@ const errorKind = (end: ConnectionEnd): ErrorKind | undefined => {
 /** Whether the `connection closed` line would be written: its fields are not even gathered otherwise. */
 const logsInfo = (config: ProxyConfig): boolean => config.logLevel === "info" || config.logLevel === "debug"
 
-/** The mutable record of one connection, read by its finalizer. */
-class Connection {
+/**
+ * The mutable record of one connection, read by its finalizer. It is also the
+ * `ClientInfo` the balancer sees: the client's address is read from the
+ * socket (a system call) only when something needs it.
+ */
+class Connection implements ClientInfo {
   readonly started = performance.now()
-  readonly peer: string
   end: ConnectionEnd = "shutdown"
   /** The configuration in force when the connection started; it keeps it to the end. */
   readonly config: ProxyConfig
@@ -58,14 +62,25 @@ class Connection {
   upstream: Net.Socket | undefined = undefined
   upstreamSession: Net.Socket | undefined = undefined
   readonly client: Net.Socket
-  readonly ip: string
-  constructor(client: Net.Socket, ip: string, config: ProxyConfig) {
+  #ip: string | undefined
+  constructor(client: Net.Socket, config: ProxyConfig) {
     this.client = client
     this.downstream = client
-    this.ip = ip
     this.config = config
+    // The log line needs the address after the socket has closed: read it while it is there.
+    if (logsInfo(config)) this.#ip = this.ip
+  }
+  /** The client's IP, IPv4-mapped addresses shown as IPv4; empty when the client is already gone. */
+  get ip(): string {
+    return this.#ip ??= Address.unmapIPv4(this.client.remoteAddress ?? "")
+  }
+  get port(): number {
+    return this.client.remotePort ?? 0
+  }
+  /** `IP:PORT` of the client, for logs. */
+  get peer(): string {
     // A client that reset before it was accepted has no address left to show.
-    this.peer = ip === "" ? "unknown" : Address.format(ip, client.remotePort ?? 0)
+    return this.ip === "" ? "unknown" : Address.format(this.ip, this.port)
   }
 }
 
@@ -84,13 +99,14 @@ export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dia
     const openUpstream = Effect.fnUntraced(function*(conn: Connection, backend: Backend, target: Target) {
       const socket = yield* dialer.dial(backend, conn.config.dialTimeout)
       conn.upstream = socket
-      const header = ProxyProtocol.header(conn.config.proxyProtocol, {
-        sourceAddress: conn.ip,
-        sourcePort: conn.client.remotePort ?? 0,
-        destinationAddress: conn.client.localAddress ?? "",
-        destinationPort: conn.client.localPort ?? 0
-      })
-      if (header !== undefined) socket.write(header)
+      if (conn.config.proxyProtocol !== "off") {
+        socket.write(ProxyProtocol.header(conn.config.proxyProtocol, {
+          sourceAddress: conn.ip,
+          sourcePort: conn.port,
+          destinationAddress: conn.client.localAddress ?? "",
+          destinationPort: conn.client.localPort ?? 0
+        }))
+      }
       if (target.upstreamTls === undefined) return socket
       const serverName = backend.name === undefined ? backend.host : backend.name.slice(0, backend.name.lastIndexOf(":"))
       const session = yield* Tls.originate(
@@ -105,7 +121,7 @@ export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dia
 
     /** Dials the candidates in order, up to `retries` after the first; counts every attempt. */
     const connect = Effect.fnUntraced(function*(conn: Connection, pool: Pool, target: Target) {
-      const candidates = yield* pool.balancer.candidates({ ip: conn.ip, port: conn.client.remotePort ?? 0 })
+      const candidates = yield* pool.balancer.candidates(conn)
       if (candidates.length === 0) {
         conn.end = "no_backend"
         yield* Effect.logWarning("no healthy backends").pipe(Effect.annotateLogs({ client: conn.peer }))
@@ -226,7 +242,7 @@ export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dia
     return ConnectionHandler.of({
       handle: (client) =>
         Effect.flatMap(settings.current, (config) => {
-          const conn = new Connection(client, Address.unmapIPv4(client.remoteAddress ?? ""), config)
+          const conn = new Connection(client, config)
           open++
           return serve(conn).pipe(Effect.ensuring(finish(conn)))
         })

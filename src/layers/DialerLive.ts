@@ -23,7 +23,13 @@ const reasonOf = (error: NodeJS.ErrnoException): DialError["reason"] => {
   }
 }
 
-/** Dials over TCP with `noDelay` and half-close allowed; the socket's own timer bounds the connect. */
+const ignore = () => {}
+
+/**
+ * Dials over TCP with `noDelay` and half-close allowed. A plain timer bounds
+ * the connect and is cleared once connected (a socket's own timeout would stay
+ * attached to the socket for its whole life).
+ */
 export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
   dial: (backend, timeout) =>
     Effect.callback<Net.Socket, DialError>((resume) => {
@@ -31,23 +37,26 @@ export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
         host: backend.host,
         port: backend.port,
         allowHalfOpen: true,
-        noDelay: true,
-        timeout: Duration.toMillis(timeout)
+        noDelay: true
       })
       const fail = (reason: DialError["reason"], cause?: unknown) => {
+        clearTimeout(timer)
         socket.destroy()
         resume(Effect.fail(new DialError({ backend: backend.address, reason, cause })))
       }
       const onError = (error: NodeJS.ErrnoException) => fail(reasonOf(error), error)
-      const onTimeout = () => fail("timeout")
+      const timer = setTimeout(() => fail("timeout"), Duration.toMillis(timeout))
       socket.once("error", onError)
-      socket.once("timeout", onTimeout)
       socket.once("connect", () => {
+        clearTimeout(timer)
         socket.off("error", onError)
-        socket.off("timeout", onTimeout)
-        socket.setTimeout(0)
+        // Until the relay watches it, an error on the socket must not crash the process.
+        socket.on("error", ignore)
         resume(Effect.succeed(socket))
       })
-      return Effect.sync(() => socket.destroy())
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        socket.destroy()
+      })
     })
 })

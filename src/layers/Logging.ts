@@ -7,9 +7,31 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Logger, LogLevel, References, Stream } from "effect"
+import { Cause, Effect, Layer, Logger, LogLevel, References, Stream } from "effect"
 import type { LogLevelName } from "../domain/Config.ts"
 import { Settings } from "../services/Settings.ts"
+
+const bare = /^[^\s"=\\]*$/
+
+/** A value as logfmt shows it: bare when it can be, quoted otherwise. */
+const logfmtValue = (value: unknown): string => {
+  const text = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) ?? "" : String(value)
+  return bare.test(text) ? text : JSON.stringify(text)
+}
+
+/**
+ * logfmt-like `key=value` text: timestamp, level, fiber, message, then the
+ * annotations as fields. Lean on purpose: one line is written per connection.
+ */
+export const formatText = Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
+  let out = `timestamp=${date.toISOString()} level=${logLevel.toUpperCase()} fiber=#${fiber.id}`
+  for (const part of Array.isArray(message) ? message : [message]) out += ` message=${logfmtValue(part)}`
+  for (const [key, value] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) {
+    out += ` ${key}=${logfmtValue(value)}`
+  }
+  if (cause.reasons.length > 0) out += ` cause=${logfmtValue(Cause.pretty(cause))}`
+  return out
+})
 
 /** One JSON object per line: timestamp, level, message, then the annotations as fields. */
 export const formatJson = Logger.map(
@@ -35,7 +57,7 @@ export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.ge
   )
   const formatted = Logger.make<unknown, string | undefined>((options) =>
     LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])
-      ? (logFormat === "json" ? formatJson : Logger.formatLogFmt).log(options)
+      ? (logFormat === "json" ? formatJson : formatText).log(options)
       : undefined
   )
   // Lines are written in batches, one write per window, so that a busy proxy does not

@@ -1,6 +1,9 @@
 /**
  * The metrics as Effect `Metric`s in the current `MetricRegistry`, so they
  * show in `PrometheusMetrics` and `Metric.snapshot` like any other metric.
+ * Counters and gauges are plain numbers the registry reads when it is
+ * snapshotted (`Metric.registerUnsafe`): a connection adds to them without a
+ * registry lookup. Histograms go through Effect's own hooks.
  *
  * @since 0.1.0
  */
@@ -10,7 +13,7 @@ import { type ErrorKind, Metrics, type TlsFailureKind } from "../services/Metric
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
 
-/** Bucket bounds in seconds: 1ms to about 9 hours for connections. */
+/** Bucket bounds in seconds: 1ms to about 4.7 hours for connections. */
 const lifetimeBoundaries = Metric.exponentialBoundaries({ start: 0.001, factor: 4, count: 13 })
 /** Bucket bounds in seconds: 0.1ms to about 6.5s for dials. */
 const connectBoundaries = Metric.exponentialBoundaries({ start: 0.0001, factor: 2, count: 17 })
@@ -32,107 +35,143 @@ export const definitions = {
   backendDialFailures: counter("tcp_proxy_backend_dial_failures_total", "failed dials of real connections"),
   backendHealthy: Metric.gauge("tcp_proxy_backend_healthy", { description: "1 when HEALTHY, 0 when UNHEALTHY" }),
   healthChecks: counter("tcp_proxy_health_checks_total", "active health checks, by result"),
+  tlsFailures: counter("tcp_proxy_tls_failures_total", "TLS failures, by kind"),
   connectionDuration: Metric.histogram("tcp_proxy_connection_duration_seconds", {
     description: "client connection lifetime",
     boundaries: lifetimeBoundaries
   }),
-  tlsFailures: counter("tcp_proxy_tls_failures_total", "TLS failures, by kind"),
   backendConnectDuration: Metric.histogram("tcp_proxy_backend_connect_duration_seconds", {
     description: "time to dial a backend",
     boundaries: connectBoundaries
   })
 }
 
-type BackendSeries = ReturnType<typeof backendSeries>
+/** A series' value, kept as a plain number. */
+interface Cell {
+  value: number
+}
 
-const backendSeries = (address: string) => {
-  const labelled = <M extends Metric.Metric<number, unknown>>(metric: M) =>
-    Metric.withAttributes(metric, { backend: address })
+const ignore = () => {}
+
+/** Registers a counter series read from a cell. */
+const counterCell = (metric: Metric.Counter<number>, context: Context.Context<never>): Cell => {
+  const cell: Cell = { value: 0 }
+  Metric.registerUnsafe(metric, context, {
+    get: () => ({ count: cell.value, incremental: true }),
+    update: ignore,
+    modify: ignore
+  })
+  return cell
+}
+
+/** Registers a gauge series read from a cell. */
+const gaugeCell = (metric: Metric.Gauge<number>, context: Context.Context<never>): Cell => {
+  const cell: Cell = { value: 0 }
+  Metric.registerUnsafe(metric, context, { get: () => ({ value: cell.value }), update: ignore, modify: ignore })
+  return cell
+}
+
+/** The series of one backend. */
+const backendSeries = (address: string, context: Context.Context<never>) => {
+  const d = definitions
+  const labelled = { backend: address }
+  const connectDuration = Metric.withAttributes(d.backendConnectDuration, labelled)
+  connectDuration.valueUnsafe(context)
   return {
-    bytesSent: labelled(definitions.backendBytesSent),
-    bytesReceived: labelled(definitions.backendBytesReceived),
-    connections: labelled(definitions.backendConnections),
-    active: labelled(definitions.backendConnectionsActive),
-    dialFailures: labelled(definitions.backendDialFailures),
-    healthy: labelled(definitions.backendHealthy),
-    connectDuration: labelled(definitions.backendConnectDuration),
-    checkSuccess: Metric.withAttributes(definitions.healthChecks, { backend: address, result: "success" }),
-    checkFailure: Metric.withAttributes(definitions.healthChecks, { backend: address, result: "failure" })
+    bytesSent: counterCell(Metric.withAttributes(d.backendBytesSent, labelled), context),
+    bytesReceived: counterCell(Metric.withAttributes(d.backendBytesReceived, labelled), context),
+    connections: counterCell(Metric.withAttributes(d.backendConnections, labelled), context),
+    active: gaugeCell(Metric.withAttributes(d.backendConnectionsActive, labelled), context),
+    dialFailures: counterCell(Metric.withAttributes(d.backendDialFailures, labelled), context),
+    healthy: gaugeCell(Metric.withAttributes(d.backendHealthy, labelled), context),
+    checkSuccess: counterCell(Metric.withAttributes(d.healthChecks, { ...labelled, result: "success" }), context),
+    checkFailure: counterCell(Metric.withAttributes(d.healthChecks, { ...labelled, result: "failure" }), context),
+    connectDuration
   }
 }
 
-/**
- * Builds the metrics service over the registry in `context`. Every series
- * that exists from the start is touched, so a scrape shows it at 0.
- */
+type BackendSeries = ReturnType<typeof backendSeries>
+
+/** Builds the metrics service over the registry in `context`; every series shows from the start, at 0. */
 export const make = (context: Context.Context<never>) => {
   const d = definitions
-  const errors: Record<ErrorKind, Metric.Metric<number, unknown>> = {
-    no_backend: Metric.withAttributes(d.errors, { kind: "no_backend" }),
-    dial: Metric.withAttributes(d.errors, { kind: "dial" }),
-    io: Metric.withAttributes(d.errors, { kind: "io" })
+  const total = counterCell(d.connectionsTotal, context)
+  const active = gaugeCell(d.connectionsActive, context)
+  const rejected = counterCell(d.connectionsRejected, context)
+  const bytesReceived = counterCell(d.frontendBytesReceived, context)
+  const bytesSent = counterCell(d.frontendBytesSent, context)
+  const errors: Record<ErrorKind, Cell> = {
+    no_backend: counterCell(Metric.withAttributes(d.errors, { kind: "no_backend" }), context),
+    dial: counterCell(Metric.withAttributes(d.errors, { kind: "dial" }), context),
+    io: counterCell(Metric.withAttributes(d.errors, { kind: "io" }), context)
   }
+  const tlsFailures: Record<TlsFailureKind, Cell> = {
+    client_hello: counterCell(Metric.withAttributes(d.tlsFailures, { kind: "client_hello" }), context),
+    handshake: counterCell(Metric.withAttributes(d.tlsFailures, { kind: "handshake" }), context)
+  }
+  d.connectionDuration.valueUnsafe(context)
   const backends = new Map<string, BackendSeries>()
   const backend = (address: string): BackendSeries => {
     let series = backends.get(address)
     if (series === undefined) {
-      series = backendSeries(address)
+      series = backendSeries(address, context)
       backends.set(address, series)
-      for (const metric of Object.values(series)) metric.valueUnsafe(context)
     }
     return series
   }
-  for (const metric of [d.connectionsTotal, d.connectionsActive, d.connectionsRejected, d.frontendBytesReceived, d.frontendBytesSent, d.connectionDuration]) {
-    metric.valueUnsafe(context)
-  }
-  for (const metric of Object.values(errors)) metric.valueUnsafe(context)
-  const tlsFailures: Record<TlsFailureKind, Metric.Metric<number, unknown>> = {
-    client_hello: Metric.withAttributes(d.tlsFailures, { kind: "client_hello" }),
-    handshake: Metric.withAttributes(d.tlsFailures, { kind: "handshake" })
-  }
-  for (const metric of Object.values(tlsFailures)) metric.valueUnsafe(context)
 
   return Metrics.of({
     connectionAccepted: Effect.sync(() => {
-      d.connectionsTotal.updateUnsafe(1, context)
-      d.connectionsActive.modifyUnsafe(1, context)
+      total.value++
+      active.value++
     }),
-    connectionRejected: Effect.sync(() => d.connectionsRejected.updateUnsafe(1, context)),
+    connectionRejected: Effect.sync(() => {
+      rejected.value++
+    }),
     connectionClosed: (summary) =>
       Effect.sync(() => {
-        d.connectionsActive.modifyUnsafe(-1, context)
-        d.frontendBytesReceived.updateUnsafe(summary.bytesIn, context)
-        d.frontendBytesSent.updateUnsafe(summary.bytesOut, context)
+        active.value--
+        bytesReceived.value += summary.bytesIn
+        bytesSent.value += summary.bytesOut
         d.connectionDuration.updateUnsafe(summary.durationSeconds, context)
-        if (summary.error !== undefined) errors[summary.error].updateUnsafe(1, context)
+        if (summary.error !== undefined) errors[summary.error].value++
         if (summary.backend !== undefined) {
           const series = backend(summary.backend.address)
-          series.active.modifyUnsafe(-1, context)
-          series.bytesSent.updateUnsafe(summary.backend.bytesSent, context)
-          series.bytesReceived.updateUnsafe(summary.backend.bytesReceived, context)
+          series.active.value--
+          series.bytesSent.value += summary.backend.bytesSent
+          series.bytesReceived.value += summary.backend.bytesReceived
         }
       }),
-    dialStarted: (address) => Effect.sync(() => backend(address).active.modifyUnsafe(1, context)),
+    dialStarted: (address) =>
+      Effect.sync(() => {
+        backend(address).active.value++
+      }),
     dialFailed: (address, seconds) =>
       Effect.sync(() => {
         const series = backend(address)
-        series.active.modifyUnsafe(-1, context)
-        series.dialFailures.updateUnsafe(1, context)
+        series.active.value--
+        series.dialFailures.value++
         series.connectDuration.updateUnsafe(seconds, context)
       }),
     dialSucceeded: (address, seconds) =>
       Effect.sync(() => {
         const series = backend(address)
-        series.connections.updateUnsafe(1, context)
+        series.connections.value++
         series.connectDuration.updateUnsafe(seconds, context)
       }),
     healthChecked: (address, success) =>
       Effect.sync(() => {
         const series = backend(address)
-        ;(success ? series.checkSuccess : series.checkFailure).updateUnsafe(1, context)
+        ;(success ? series.checkSuccess : series.checkFailure).value++
       }),
-    healthChanged: (address, healthy) => Effect.sync(() => backend(address).healthy.updateUnsafe(healthy ? 1 : 0, context)),
-    tlsFailed: (kind) => Effect.sync(() => tlsFailures[kind].updateUnsafe(1, context)),
+    healthChanged: (address, healthy) =>
+      Effect.sync(() => {
+        backend(address).healthy.value = healthy ? 1 : 0
+      }),
+    tlsFailed: (kind) =>
+      Effect.sync(() => {
+        tlsFailures[kind].value++
+      }),
     snapshot: Effect.sync(() => Snapshot.render(Metric.snapshotUnsafe(context)))
   })
 }

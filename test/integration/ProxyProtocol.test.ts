@@ -42,7 +42,7 @@ describe("PROXY protocol", () => {
           sourcePort: ends.sourcePort,
           destinationAddress: "127.0.0.1",
           destinationPort: proxy.port
-        })!
+        })
         const withData = [...received.values()].filter((bytes) => bytes.length > 0)
         assert.strictEqual(withData.length, 1)
         assert.deepStrictEqual(withData[0], Buffer.concat([expected, Buffer.from("payload")]))
@@ -72,7 +72,7 @@ describe("PROXY protocol", () => {
             sourcePort: client,
             destinationAddress: "::1",
             destinationPort: proxy.port
-          })!
+          })
           assert.deepStrictEqual(bytes, Buffer.concat([header, Buffer.from("six")]))
         }))
       }
