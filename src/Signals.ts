@@ -4,7 +4,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Queue, type Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 /**
  * Starts listening to the given signals now (replacing their default action,

@@ -6,7 +6,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Address from "./domain/Address.ts"
 import type { ProxyConfig } from "./domain/Config.ts"
 import * as AdminServer from "./layers/AdminServer.ts"

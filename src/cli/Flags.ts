@@ -6,8 +6,13 @@
  * @since 0.1.0
  */
 import { resolve } from "node:path"
-import { Data, Effect, Option, Result } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import * as Address from "../domain/Address.ts"
 import * as Config from "../domain/Config.ts"
 import * as ConfigFile from "../domain/ConfigFile.ts"

@@ -6,7 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { Backend } from "../domain/Config.ts"
 import * as ConfigFile from "../domain/ConfigFile.ts"
 import { reconfigure } from "../TcpProxy.ts"

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { isIP } from "node:net"
-import { Result } from "effect"
+import * as Result from "effect/Result"
 
 /** A host and a port. */
 export interface HostPort {

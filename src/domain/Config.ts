@@ -5,7 +5,9 @@
  * @since 0.1.0
  */
 import { isIP } from "node:net"
-import { Duration, Option, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Address from "./Address.ts"
 import type * as ProxyProtocol from "./ProxyProtocol.ts"
 

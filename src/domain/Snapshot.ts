@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type { Metric } from "effect"
+import type * as Metric from "effect/Metric"
 
 const escape = (value: string): string => value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")
 

@@ -7,10 +7,13 @@
  * @since 0.1.0
  */
 import { createServer, type Server } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Data, Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
-import { PrometheusMetrics } from "effect/observability"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Address from "../domain/Address.ts"
 import { BackendRegistry } from "../services/BackendRegistry.ts"
 import { AdminEndpoint } from "../services/Listener.ts"

@@ -8,7 +8,12 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Duration, Effect, Exit, Layer, Option, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Address from "../domain/Address.ts"
 import type { Backend, ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"

@@ -4,7 +4,9 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Duration, Effect, Layer } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { DialError, Dialer } from "../services/Dialer.ts"
 
 const reasonOf = (error: NodeJS.ErrnoException): DialError["reason"] => {

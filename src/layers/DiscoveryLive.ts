@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Address from "../domain/Address.ts"
 import { type Backend, isNamed, type ProxyConfig } from "../domain/Config.ts"
 import { BackendRegistry, type RegistryUpdate } from "../services/BackendRegistry.ts"

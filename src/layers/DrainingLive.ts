@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Draining } from "../services/Shutdown.ts"
 
 /** A flag that starts false and turns true once. */

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Dialer } from "../services/Dialer.ts"
 import { HealthCheck, HealthCheckError } from "../services/HealthCheck.ts"
 import { Settings } from "../services/Settings.ts"

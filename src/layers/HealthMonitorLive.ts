@@ -7,7 +7,13 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Exit, FiberMap, Layer, Schedule, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import type { Backend, HealthSettings } from "../domain/Config.ts"
 import * as Health from "../domain/Health.ts"
 import { BackendRegistry } from "../services/BackendRegistry.ts"

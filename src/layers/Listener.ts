@@ -7,7 +7,11 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Data, Duration, Effect, FiberSet, Layer } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
 import * as Address from "../domain/Address.ts"
 import { ConnectionHandler } from "../services/ConnectionHandler.ts"
 import { Listener } from "../services/Listener.ts"

@@ -7,7 +7,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Layer, Logger, LogLevel, References, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
+import * as Stream from "effect/Stream"
 import type { LogLevelName } from "../domain/Config.ts"
 import { Settings } from "../services/Settings.ts"
 

@@ -7,7 +7,10 @@
  *
  * @since 0.1.0
  */
-import { type Context, Effect, Layer, Metric } from "effect"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Snapshot from "../domain/Snapshot.ts"
 import { type ErrorKind, Metrics, type TlsFailureKind } from "../services/Metrics.ts"
 

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 /** How a relay ended: both sides finished, one side failed (reset or error), or nothing moved for too long. */
 export type RelayEnd = "done" | "client_reset" | "backend_reset" | "idle_timeout"

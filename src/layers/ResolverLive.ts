@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import { lookup } from "node:dns/promises"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { ResolveError, Resolver } from "../services/Resolver.ts"
 
 /** The system resolver. */

@@ -8,7 +8,12 @@
  * @since 0.1.0
  */
 import type { SecureContext } from "node:tls"
-import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as ClientHello from "../domain/ClientHello.ts"
 import type { ProxyConfig, Route } from "../domain/Config.ts"
 import { Balancer } from "../services/Balancer.ts"

@@ -3,7 +3,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, PubSub, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
 import type { ProxyConfig } from "../domain/Config.ts"
 import { Settings } from "../services/Settings.ts"
 

@@ -5,7 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, type Effect, type Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { Backend } from "../domain/Config.ts"
 
 export type { Backend } from "../domain/Config.ts"

@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 import type { Backend } from "../domain/Config.ts"
 
 /** The client a balancer picks for: IPv4-mapped addresses already shown as IPv4. */

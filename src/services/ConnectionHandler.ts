@@ -4,7 +4,8 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 
 /** Handles client connections: pick, dial, relay, account, log. */
 export class ConnectionHandler extends Context.Service<ConnectionHandler, {

@@ -4,7 +4,10 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Context, Data, type Duration, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import type { Backend } from "../domain/Config.ts"
 
 /** A dial that failed: refused, unreachable, or not connected within the timeout. */

@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 import type { RegistryUpdate } from "./BackendRegistry.ts"
 
 /** Brings the registry in line with the configured backends. */

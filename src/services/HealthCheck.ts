@@ -3,7 +3,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
 import type { Backend } from "../domain/Config.ts"
 
 /** A check that failed, with why. */

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 
 /** Counts check results per backend and applies the thresholds. */
 export class HealthMonitor extends Context.Service<HealthMonitor, {

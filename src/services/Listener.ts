@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Context } from "effect"
+import * as Context from "effect/Context"
 import type { HostPort } from "../domain/Address.ts"
 
 /** The listener that is accepting clients. */

@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
 
 /** Why a client connection failed, as `tcp_proxy_errors_total{kind}` counts it. */
 export type ErrorKind = "no_backend" | "dial" | "io"

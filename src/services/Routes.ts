@@ -5,7 +5,9 @@
  * @since 0.1.0
  */
 import type { SecureContext } from "node:tls"
-import { Context, Data, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
 import type { ProxyConfig } from "../domain/Config.ts"
 import type { Balancer } from "./Balancer.ts"
 import type { BackendRegistry } from "./BackendRegistry.ts"

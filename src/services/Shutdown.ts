@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 
 /** Whether the proxy has begun to drain; `/healthz` answers 503 from then on. */
 export class Draining extends Context.Service<Draining, {

@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Random } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
 import type { Backend, BalancerName, ProxyConfig } from "../../domain/Config.ts"
 import { Balancer, type ClientInfo } from "../../services/Balancer.ts"
 import { BackendRegistry, type BackendStatus } from "../../services/BackendRegistry.ts"
