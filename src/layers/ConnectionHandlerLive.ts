@@ -185,27 +185,36 @@ export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dia
       return { target, prefix: undefined }
     })
 
-    const serve = Effect.fnUntraced(function*(conn: Connection) {
+    /** Everything before the relay: limits, TLS, routing, dialling. Yields the backend side, or nothing. */
+    const prepare = Effect.fnUntraced(function*(conn: Connection) {
       yield* metrics.connectionAccepted
       if (open > conn.config.maxConnections) {
         conn.end = "rejected"
-        return yield* metrics.connectionRejected
+        yield* metrics.connectionRejected
+        return undefined
       }
       const entry = yield* front(conn)
       if (entry === undefined) {
         conn.end = "client_reset"
-        return
+        return undefined
       }
       const upstream = yield* connect(conn, entry.target.pool, entry.target)
-      if (upstream === undefined) return
       // Passthrough: the ClientHello the peek took goes first.
-      if (entry.prefix !== undefined) upstream.write(entry.prefix)
-      conn.end = yield* relay(
-        conn.downstream,
-        upstream,
-        Option.match(conn.config.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
-      )
+      if (upstream !== undefined && entry.prefix !== undefined) upstream.write(entry.prefix)
+      return upstream
     })
+
+    // The relay runs after `prepare` has returned, so that an open connection holds no generator.
+    const serve = (conn: Connection) =>
+      Effect.flatMap(prepare(conn), (upstream) =>
+        upstream === undefined
+          ? Effect.void
+          : Effect.map(
+            relay(conn.downstream, upstream, Option.match(conn.config.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })),
+            (end) => {
+              conn.end = end
+            }
+          ))
 
     const finish = (conn: Connection) =>
       Effect.suspend(() => {

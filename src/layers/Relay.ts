@@ -36,7 +36,7 @@ export const relay = (client: Net.Socket, backend: Net.Socket, idleTimeoutMs = 0
       if (socket.errored !== null) onError()
       else socket.on("error", onError)
       if (socket.closed) onClose()
-      else socket.once("close", onClose)
+      else socket.on("close", onClose)
     }
     watch(client, "client_reset", backend)
     watch(backend, "backend_reset", client)
