@@ -61,7 +61,7 @@ export const flags = {
     Argument.withDescription("HOST:PORT (IPv6 as [ADDR]:PORT) of a backend"),
     Argument.variadic()
   ),
-  config: text("config", "YAML or JSON settings file; SIGHUP re-reads it"),
+  config: text("config", "YAML or JSON settings file; SIGHUP or a change to it re-reads it"),
   laddr: text("laddr", "address to listen on: HOST:PORT, :PORT or [IPV6]:PORT (default :4000)"),
   lb: choice("lb", Config.balancerNames, "balancer", "p2c"),
   timeout: duration("timeout", "backend dial timeout", "3s"),

@@ -1,36 +1,81 @@
 /**
- * SIGHUP: re-read the config file and put it in force, with the flags given
- * on the command line still overriding it. A bad file is rejected with one
- * error line and the running configuration stays; without `--config` the
- * signal is logged and ignored.
+ * Reloads: on SIGHUP, and when the config file changes on disk, re-read the
+ * file and put it in force, with the flags given on the command line still
+ * overriding it. A bad file is rejected with one error line and the running
+ * configuration stays; without `--config` SIGHUP is logged and ignored.
  *
  * @since 0.1.0
  */
+import { watch } from "node:fs"
+import { readFile } from "node:fs/promises"
+import { basename, dirname } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { Backend } from "../domain/Config.ts"
 import * as ConfigFile from "../domain/ConfigFile.ts"
 import { reconfigure } from "../TcpProxy.ts"
 import { compose } from "./Flags.ts"
 
-/** Reloads `file` on every arrival of SIGHUP, for as long as the layer lives. */
+/**
+ * Changes to `path`, a burst of events as one. The directory is watched, not
+ * the file: editors and Kubernetes (ConfigMap volumes) replace a file rather
+ * than write it in place.
+ */
+const changesOf = (path: string): Stream.Stream<void> =>
+  Stream.callback<void>((queue) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const name = basename(path)
+        const watcher = watch(dirname(path), (_event, changed) => {
+          if (changed === null || changed === name || changed === "..data") Queue.offerUnsafe(queue, undefined)
+        })
+        watcher.on("error", () => Queue.endUnsafe(queue))
+        return watcher
+      }),
+      (watcher) => Effect.sync(() => watcher.close())
+    )
+  ).pipe(Stream.debounce("200 millis"))
+
+const read = (path: string) =>
+  Effect.tryPromise({
+    try: () => readFile(path, "utf8"),
+    catch: (cause) =>
+      new ConfigFile.ConfigFileError({ file: path, path: "", reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}` })
+  })
+
+/** Reloads the config file on SIGHUP and on changes to it, for as long as the layer lives. */
 export const on = (
-  arrivals: Stream.Stream<NodeJS.Signals>,
+  hangups: Stream.Stream<NodeJS.Signals>,
   file: Option.Option<string>,
   overrides: ConfigFile.FileConfig,
   cliBackends: ReadonlyArray<Backend>
 ) =>
   Layer.effectDiscard(Effect.gen(function*() {
-    const reload = Option.match(file, {
-      onNone: () => Effect.logWarning("SIGHUP ignored: no --config file to reload"),
-      onSome: (path) =>
-        ConfigFile.load(path).pipe(
-          Effect.flatMap((loaded) => compose(loaded, overrides, cliBackends)),
-          Effect.flatMap(reconfigure),
-          Effect.catch((error) => Effect.logError(`config reload failed: ${error.message}`))
-        )
-    })
-    yield* arrivals.pipe(Stream.runForEach(() => reload), Effect.forkScoped)
+    if (Option.isNone(file)) {
+      yield* hangups.pipe(
+        Stream.runForEach(() => Effect.logWarning("SIGHUP ignored: no --config file to reload")),
+        Effect.forkScoped
+      )
+      return
+    }
+    const path = file.value
+    /** The text last tried (put in force, or rejected): a change that leaves it as it was reloads nothing. */
+    let lastTried = yield* read(path).pipe(Effect.orElseSucceed(() => ""))
+    const reload = (force: boolean) =>
+      read(path).pipe(
+        Effect.flatMap((text) => {
+          if (!force && text === lastTried) return Effect.void
+          lastTried = text
+          return Effect.fromResult(ConfigFile.parse(text, path)).pipe(
+            Effect.flatMap((loaded) => compose(loaded, overrides, cliBackends)),
+            Effect.flatMap(reconfigure)
+          )
+        }),
+        Effect.catch((error) => Effect.logError(`config reload failed: ${error.message}`))
+      )
+    yield* hangups.pipe(Stream.runForEach(() => reload(true)), Effect.forkScoped)
+    yield* changesOf(path).pipe(Stream.runForEach(() => reload(false)), Effect.forkScoped)
   }))

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -101,6 +101,23 @@ describe("reload on SIGHUP", () => {
       yield* hangup(cli, 1)
       assert.match(cli.stderr(), new RegExp(`config reloaded.*added=${b.address}`))
       assert.deepStrictEqual((yield* servedBy(port, 4)).sort(), ["a", "a", "b", "b"])
+    }))
+
+  it.live("a change to the file on disk is picked up without a signal", () =>
+    Effect.gen(function*() {
+      const dir = yield* scratch
+      const a = yield* echoServer("a:")
+      const b = yield* echoServer("b:")
+      const path = join(dir, "proxy.yaml")
+      yield* write(path, `lb: round-robin\nbackends: ["${a.address}"]\n`)
+      const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0"])
+      const port = yield* listeningPort(cli)
+      // Replace the file, as editors and Kubernetes do: write a new one and rename it over the old.
+      yield* write(`${path}.new`, `lb: round-robin\nbackends: ["${b.address}"]\n`)
+      yield* Effect.sync(() => renameSync(`${path}.new`, path))
+      yield* until("the reload", () => cli.stderr().includes("config reloaded"))
+      assert.match(cli.stderr(), new RegExp(`added=${b.address}.*removed=${a.address}`))
+      assert.deepStrictEqual(yield* servedBy(port, 2), ["b", "b"])
     }))
 
   it.live("removes a backend: its open connection survives until it closes; re-weights", () =>
