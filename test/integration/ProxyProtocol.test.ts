@@ -2,7 +2,7 @@ import type * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as ProxyProtocol from "../../src/domain/ProxyProtocol.ts"
-import { connect, readAll, server, startProxy, testConfig, until } from "./helpers.ts"
+import { captureLogs, closedLines, connect, type LogLine, readAll, server, startProxy, testConfig, until } from "./helpers.ts"
 
 /** A backend that records what each connection sent, and answers "ok" once the client has half-closed. */
 const recordingBackend = Effect.gen(function*() {
@@ -77,4 +77,18 @@ describe("PROXY protocol", () => {
         }))
       }
     }))
+
+  it.live("an IPv4 client of a dual-stack listener is IPv4 in the PROXY header and in the log (not ::ffff:)", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const { backend, received } = yield* recordingBackend
+      // Every interface: on a dual-stack host, IPv4 clients arrive as ::ffff:a.b.c.d.
+      const proxy = yield* startProxy(testConfig([backend.address], { proxyProtocol: "v1", listen: { host: undefined, port: 0 } }))
+      const ends = yield* send(proxy.port, "mapped")
+      const bytes = [...received.values()].find((data) => data.length > 0)
+      assert.strictEqual(bytes?.toString(), `PROXY TCP4 127.0.0.1 127.0.0.1 ${ends.sourcePort} ${proxy.port}\r\nmapped`)
+      yield* until("the connection line", () => closedLines(lines).length === 1)
+      assert.strictEqual(closedLines(lines)[0]!.annotations.client, `127.0.0.1:${ends.sourcePort}`)
+    }).pipe(Effect.provide(captureLogs(lines)))
+  })
 })
