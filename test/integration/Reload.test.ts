@@ -14,6 +14,15 @@ const scratch = Effect.acquireRelease(
 
 const write = (path: string, text: string) => Effect.sync(() => writeFileSync(path, text))
 
+/** A config file with `text` in a scratch directory, and the CLI started on it (plus `args`). */
+const proxyWithConfig = (text: string, args: ReadonlyArray<string> = []) =>
+  Effect.gen(function*() {
+    const path = join(yield* scratch, "proxy.yaml")
+    yield* write(path, text)
+    const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0", ...args])
+    return { cli, path, port: yield* listeningPort(cli) }
+  })
+
 /** Which backend (by its reply tag) serves each of `count` connections. */
 const servedBy = (port: number, count: number) =>
   Effect.gen(function*() {
@@ -89,13 +98,9 @@ describe("config file", () => {
 describe("reload on SIGHUP", () => {
   it.live("adds a backend, which then receives traffic", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
       const a = yield* echoServer("a:")
       const b = yield* echoServer("b:")
-      const path = join(dir, "proxy.yaml")
-      yield* write(path, `lb: round-robin\nbackends: ["${a.address}"]\n`)
-      const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0"])
-      const port = yield* listeningPort(cli)
+      const { cli, path, port } = yield* proxyWithConfig(`lb: round-robin\nbackends: ["${a.address}"]\n`)
       assert.deepStrictEqual(yield* servedBy(port, 2), ["a", "a"])
       yield* write(path, `lb: round-robin\nbackends: ["${a.address}", "${b.address}"]\n`)
       yield* hangup(cli, 1)
@@ -105,13 +110,9 @@ describe("reload on SIGHUP", () => {
 
   it.live("a change to the file on disk is picked up without a signal", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
       const a = yield* echoServer("a:")
       const b = yield* echoServer("b:")
-      const path = join(dir, "proxy.yaml")
-      yield* write(path, `lb: round-robin\nbackends: ["${a.address}"]\n`)
-      const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0"])
-      const port = yield* listeningPort(cli)
+      const { cli, path, port } = yield* proxyWithConfig(`lb: round-robin\nbackends: ["${a.address}"]\n`)
       // Replace the file, as editors and Kubernetes do: write a new one and rename it over the old.
       yield* write(`${path}.new`, `lb: round-robin\nbackends: ["${b.address}"]\n`)
       yield* Effect.sync(() => renameSync(`${path}.new`, path))
@@ -122,13 +123,9 @@ describe("reload on SIGHUP", () => {
 
   it.live("removes a backend: its open connection survives until it closes; re-weights", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
       const a = yield* echoServer("a:")
       const b = yield* echoServer("b:")
-      const path = join(dir, "proxy.yaml")
-      yield* write(path, `lb: round-robin\nbackends: ["${b.address}"]\n`)
-      const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-      const port = yield* listeningPort(cli)
+      const { cli, path, port } = yield* proxyWithConfig(`lb: round-robin\nbackends: ["${b.address}"]\n`, ["--metrics-addr", "127.0.0.1:0"])
       const held = yield* connect(port)
       const received = readAll(held)
       held.write("first;")
@@ -150,12 +147,8 @@ describe("reload on SIGHUP", () => {
 
   it.live("a broken file is rejected with one error line and the running configuration stays", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
       const a = yield* echoServer("a:")
-      const path = join(dir, "proxy.yaml")
-      yield* write(path, `backends: ["${a.address}"]\n`)
-      const cli = yield* spawnCli(["--config", path, "--laddr", "127.0.0.1:0"])
-      const port = yield* listeningPort(cli)
+      const { cli, path, port } = yield* proxyWithConfig(`backends: ["${a.address}"]\n`)
       yield* write(path, "backends: [\n")
       yield* hangup(cli, 1)
       assert.match(cli.stderr(), /level=ERROR .*config reload failed: .*proxy\.yaml: line \d+/)
