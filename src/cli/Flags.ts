@@ -23,14 +23,12 @@ import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 /** A flag or argument value that cannot be used. */
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly message: string }> {}
 
-const durationExpected = () => `a duration such as 3s, 500ms, 1m30s or "3 seconds"`
-
 const describe = (description: string, fallback: string | undefined): string =>
   `${description}${fallback === undefined ? "" : ` (default ${fallback})`}`
 
 const duration = (name: string, description: string, fallback?: string) =>
   Flag.String(name).pipe(
-    Flag.filterMap(Duration.parse, durationExpected),
+    Flag.filterMap(Duration.parse, () => Duration.expected),
     Flag.optional,
     Flag.withDescription(describe(description, fallback))
   )

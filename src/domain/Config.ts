@@ -49,6 +49,10 @@ export interface HealthSettings {
 export const logLevels = ["debug", "info", "warn", "error"] as const
 export type LogLevelName = typeof logLevels[number]
 
+/** Whether lines of `level` are written under `config` (levels rank as `logLevels` lists them). */
+export const logs = (config: ProxyConfig, level: LogLevelName): boolean =>
+  logLevels.indexOf(config.logLevel) <= logLevels.indexOf(level)
+
 /** The log formats `--log-format` accepts. */
 export const logFormats = ["text", "json"] as const
 export type LogFormat = typeof logFormats[number]

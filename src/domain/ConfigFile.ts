@@ -85,13 +85,11 @@ const parsedText = <To extends Schema.Top>(
     encode: SchemaGetter.forbiddenEncoding
   }))
 
-const durationExpected = `a duration such as 3s, 500ms, 1m30s or "3 seconds"`
-
 /** Go-style (`1m30s`) or Effect-style (`3 seconds`) duration text. */
 const duration = parsedText(
   Schema.Duration,
-  durationExpected,
-  (input) => Result.fromOption(DurationText.parse(input), () => expectedGot(durationExpected, input))
+  DurationText.expected,
+  (input) => Result.fromOption(DurationText.parse(input), () => expectedGot(DurationText.expected, input))
 )
 
 /** One of `names`, in any case. */

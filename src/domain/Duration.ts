@@ -23,6 +23,9 @@ const goStyle = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/
 const goPart = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g
 const effectStyle = /^(\d+(?:\.\d+)?) (nano|micro|milli|second|minute|hour|day|week)s?$/
 
+/** What a duration looks like, for error messages. */
+export const expected = `a duration such as 3s, 500ms, 1m30s or "3 seconds"`
+
 /** Parses a duration, or returns `None` for text that is not one. */
 export const parse = (text: string): Option.Option<Duration.Duration> => {
   const trimmed = text.trim()

@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Address from "../domain/Address.ts"
-import type { Backend, ProxyConfig } from "../domain/Config.ts"
+import { type Backend, logs, type ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 import type { ClientInfo } from "../services/Balancer.ts"
 import type { BackendRegistry } from "../services/BackendRegistry.ts"
@@ -44,9 +44,6 @@ const errorKind = (end: ConnectionEnd): ErrorKind | undefined => {
   }
 }
 
-/** Whether the `connection closed` line would be written: its fields are not even gathered otherwise. */
-const logsInfo = (config: ProxyConfig): boolean => config.logLevel === "info" || config.logLevel === "debug"
-
 /**
  * The mutable record of one connection, read by its finalizer. It is also the
  * `ClientInfo` the balancer sees: the client's address is read from the
@@ -73,7 +70,7 @@ class Connection implements ClientInfo {
     this.downstream = client
     this.config = config
     // The log line needs the address after the socket has closed: read it while it is there.
-    if (logsInfo(config)) this.#ip = this.ip
+    if (logs(config, "info")) this.#ip = this.ip
   }
   /** The client's IP, IPv4-mapped addresses shown as IPv4; empty when the client is already gone. */
   get ip(): string {
@@ -241,7 +238,8 @@ export const layer: Layer.Layer<ConnectionHandler, never, Routes | Metrics | Dia
             }
           })),
           Effect.andThen(
-            !logsInfo(conn.config) ? Effect.void : Effect.logInfo("connection closed").pipe(Effect.annotateLogs({
+            // The line's fields are not even gathered when it would not be written.
+            !logs(conn.config, "info") ? Effect.void : Effect.logInfo("connection closed").pipe(Effect.annotateLogs({
               client: conn.peer,
               ...(dialled === undefined ? {} : { backend: dialled.address }),
               bytes_in: bytesIn,

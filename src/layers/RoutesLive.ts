@@ -73,9 +73,9 @@ export const layer: Layer.Layer<
     const context = yield* Effect.context<Settings | Metrics | HealthCheck | Resolver>()
     let installed: ReadonlyArray<Installed> = []
     let installedShape = shape([])
-    let defaultContext: SecureContext | undefined
-    let routeContexts: ReadonlyArray<SecureContext | undefined> = []
-    let upstreamTls: Target["upstreamTls"]
+    // What `select` answers, derived once per reload: a target per route, and the default one.
+    let targets: ReadonlyArray<{ readonly sni: ReadonlyArray<string>; readonly target: Target }> = []
+    let fallback: Target = { mode: "plain", pool: defaultPool, context: undefined, upstreamTls: undefined }
 
     const buildPools = (routes: ReadonlyArray<Route>) =>
       Effect.forEach(routes, (route, index) =>
@@ -106,32 +106,27 @@ export const layer: Layer.Layer<
         installedShape = nextShape
         yield* closeAll(previous)
       }
-      defaultContext = top
-      routeContexts = perRoute.map((context) => Option.getOrElse(context, () => top))
-      upstreamTls = config.backendTls ? { ca } : undefined
+      const upstreamTls = config.backendTls ? { ca } : undefined
+      const target = (mode: Target["mode"], pool: Pool, context: SecureContext | undefined): Target => ({
+        mode,
+        pool,
+        context,
+        upstreamTls: mode === "passthrough" ? undefined : upstreamTls
+      })
+      targets = installed.map((route, index) => ({
+        sni: route.sni,
+        target: target(route.route.mode, route.pool, Option.getOrElse(perRoute[index] ?? Option.none(), () => top))
+      }))
+      fallback = target(top !== undefined ? "terminate" : installed.length > 0 ? "passthrough" : "plain", defaultPool, top)
     })
 
     yield* reload(yield* settings.current)
     yield* Effect.addFinalizer(() => closeAll(installed))
 
     const select = (serverName: string | undefined): Effect.Effect<Target> =>
-      Effect.sync(() => {
-        if (installed.length > 0) {
-          const route = ClientHello.selectRoute(installed, serverName)
-          if (route !== undefined) {
-            const context = routeContexts[installed.indexOf(route)]
-            const mode = route.route.mode
-            return { mode, pool: route.pool, context, upstreamTls: mode === "passthrough" ? undefined : upstreamTls }
-          }
-        }
-        const mode = defaultContext !== undefined ? "terminate" : installed.length > 0 ? "passthrough" : "plain"
-        return {
-          mode,
-          pool: defaultPool,
-          context: defaultContext,
-          upstreamTls: mode === "passthrough" ? undefined : upstreamTls
-        }
-      })
+      Effect.sync(() =>
+        targets.length === 0 ? fallback : ClientHello.selectRoute(targets, serverName)?.target ?? fallback
+      )
 
     return Routes.of({ select, reload })
   })
