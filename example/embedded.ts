@@ -9,7 +9,7 @@
 import * as Net from "node:net"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Result } from "effect"
-import { BackendRegistry, BackendRegistryLive, Config, Listener, TcpProxy } from "../src/index.ts"
+import { BackendRegistry, BackendRegistryLive, Config, Listener, Pool, TcpProxy } from "../src/index.ts"
 
 /** A backend the app runs itself: it answers `[embedded] <what you sent>`. */
 const backend = Effect.acquireRelease(
@@ -45,7 +45,7 @@ const program = Effect.gen(function*() {
   const config = Config.make({ listen: { host: "127.0.0.1", port: 0 }, backends: [] })
   const proxy = yield* Layer.build(TcpProxy.layer(config, { registry }))
   const discovered = Result.getOrThrow(Config.backend(`127.0.0.1:${portOf(server)}`))
-  yield* Context.get(proxy, BackendRegistry).update([discovered])
+  yield* Context.get(proxy, Pool).registry.update([discovered])
   const { port } = Context.get(proxy, Listener).address
   yield* Console.log(yield* ask(port, "hello through the embedded proxy"))
 })

@@ -23,17 +23,18 @@ import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
 import * as GlobalFlag from "effect/cli/GlobalFlag"
+import * as ConfigSource from "./cli/ConfigSource.ts"
 import * as Flags from "./cli/Flags.ts"
 import * as Reload from "./cli/Reload.ts"
+import { listen, nextStop } from "./cli/Signals.ts"
 import * as ConfigFile from "./domain/ConfigFile.ts"
-import { AdminListenError } from "./layers/AdminServer.ts"
-import { ListenError } from "./layers/Listener.ts"
 import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
+import { AdminListenError } from "./services/AdminEndpoint.ts"
+import { ListenError } from "./services/Listener.ts"
 import { Metrics } from "./services/Metrics.ts"
 import { TlsConfigError } from "./services/Routes.ts"
 import { DrainCut } from "./services/Shutdown.ts"
-import { listen, nextStop } from "./Signals.ts"
 import * as TcpProxy from "./TcpProxy.ts"
 
 const version = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
@@ -49,7 +50,7 @@ const snapshotOn = (arrivals: Stream.Stream<NodeJS.Signals>) =>
 
 const command = Command.make("tcp-proxy", Flags.flags, (input) =>
   Effect.gen(function*() {
-    const file = Option.isSome(input.config) ? yield* ConfigFile.load(input.config.value) : undefined
+    const file = Option.isSome(input.config) ? yield* ConfigSource.load(input.config.value) : undefined
     const overrides = yield* Flags.overrides(input)
     const backends = yield* Flags.backends(input)
     const config = yield* Flags.compose(file, overrides, backends)

@@ -10,39 +10,97 @@
 /** The whole proxy: `layer(config, overrides)`, `layerWithSettings`, `reconfigure`. */
 export * as TcpProxy from "./TcpProxy.ts"
 
-/** Configuration: the settings, their defaults, backends. */
+/** Configuration: the settings, their defaults, backends, pools. */
 export * as Config from "./domain/Config.ts"
-/** The config file: `parse`, `load`, `apply`. */
+/** The config file: `parse`, `apply`. */
 export * as ConfigFile from "./domain/ConfigFile.ts"
 /** Address text: `HOST:PORT`, `[IPV6]:PORT`, `:PORT`. */
 export * as Address from "./domain/Address.ts"
 /** PROXY protocol v1/v2 headers. */
 export * as ProxyProtocol from "./domain/ProxyProtocol.ts"
+/** The balancing strategies, over plain views of the backends. */
+export * as Strategies from "./domain/balancing/Strategies.ts"
+export type { BackendView, ClientView, PickContext, Strategy, Uniform } from "./domain/balancing/Strategy.ts"
+export type { AccessEntry, EndWord } from "./domain/AccessLine.ts"
 
-export { Balancer, type ClientInfo } from "./services/Balancer.ts"
+export { AccessLog, type AccessLogWriter } from "./services/AccessLog.ts"
+export { AdminEndpoint, AdminListenError } from "./services/AdminEndpoint.ts"
 export {
   type Backend,
   BackendRegistry,
   type BackendStatus,
   type HealthState,
+  type Lease,
   RegistryChange,
-  type RegistryUpdate
+  type RegistryUpdate,
+  type Selection
 } from "./services/BackendRegistry.ts"
-export { ConnectionHandler } from "./services/ConnectionHandler.ts"
-export { DialError, Dialer } from "./services/Dialer.ts"
-export { HealthCheck, HealthCheckError } from "./services/HealthCheck.ts"
-export { HealthMonitor } from "./services/HealthMonitor.ts"
-export { AdminEndpoint, Listener } from "./services/Listener.ts"
-export { type BackendTraffic, type ConnectionSummary, type ErrorKind, Metrics } from "./services/Metrics.ts"
+export { Balancer } from "./services/Balancer.ts"
+export {
+  BackendDown,
+  BackendReset,
+  ClientReset,
+  Connection,
+  type ConnectionError,
+  Denied,
+  describe as describeEnding,
+  type Ending,
+  IdleTimeout,
+  Rejected,
+  type RelayError
+} from "./services/Connection.ts"
+export { Connections } from "./services/Connections.ts"
+export { DialError, Dialer, type DialFailure } from "./services/Dialer.ts"
+export { Discovery } from "./services/Discovery.ts"
+export { type CheckOptions, HealthCheck, HealthCheckError } from "./services/HealthCheck.ts"
+export { Listener, ListenError } from "./services/Listener.ts"
+export {
+  type BackendGauges,
+  type ConnectionSummary,
+  type ErrorKind,
+  Metrics,
+  type RejectReason,
+  type TlsFailureKind
+} from "./services/Metrics.ts"
+export {
+  type ConnectError,
+  type ConnectRequest,
+  DialFailed,
+  LocalResource,
+  NoBackend,
+  Pool,
+  type PoolConfig,
+  PoolSettings,
+  type PreparedPool,
+  type Upstream,
+  type UpstreamTls
+} from "./services/Pool.ts"
+export { ResolveError, Resolver } from "./services/Resolver.ts"
+export {
+  ClientHelloError,
+  type Entry,
+  HandshakeError,
+  type RoutedPool,
+  Routes,
+  type RoutesUpdate,
+  TlsConfigError
+} from "./services/Routes.ts"
 export { Settings } from "./services/Settings.ts"
 export { DrainCut, Draining } from "./services/Shutdown.ts"
 
 /** The live layers, to reuse or to wrap. */
 export * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
-export * as BalancerLive from "./layers/balancers/BalancerLive.ts"
+export * as BalancerLive from "./layers/BalancerLive.ts"
+export * as ConnectionLive from "./layers/ConnectionLive.ts"
+export * as ConnectionsLive from "./layers/ConnectionsLive.ts"
 export * as DialerLive from "./layers/DialerLive.ts"
+export * as DiscoveryLive from "./layers/DiscoveryLive.ts"
 export * as HealthCheckLive from "./layers/HealthCheckLive.ts"
 export * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
+export * as ListenerLive from "./layers/ListenerLive.ts"
 export * as Logging from "./layers/Logging.ts"
 export * as MetricsLive from "./layers/MetricsLive.ts"
+export * as PoolLive from "./layers/PoolLive.ts"
+export * as ResolverLive from "./layers/ResolverLive.ts"
+export * as RoutesLive from "./layers/RoutesLive.ts"
 export * as SettingsLive from "./layers/SettingsLive.ts"

@@ -6,45 +6,15 @@
  *
  * @since 0.1.0
  */
-import { watch } from "node:fs"
-import { readFile } from "node:fs/promises"
-import { basename, dirname } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { Backend } from "../domain/Config.ts"
 import * as ConfigFile from "../domain/ConfigFile.ts"
 import { reconfigure } from "../TcpProxy.ts"
+import * as ConfigSource from "./ConfigSource.ts"
 import { compose } from "./Flags.ts"
-
-/**
- * Changes to `path`, a burst of events as one. The directory is watched, not
- * the file: editors and Kubernetes (ConfigMap volumes) replace a file rather
- * than write it in place.
- */
-const changesOf = (path: string): Stream.Stream<void> =>
-  Stream.callback<void>((queue) =>
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        const name = basename(path)
-        const watcher = watch(dirname(path), (_event, changed) => {
-          if (changed === null || changed === name || changed === "..data") Queue.offerUnsafe(queue, undefined)
-        })
-        watcher.on("error", () => Queue.endUnsafe(queue))
-        return watcher
-      }),
-      (watcher) => Effect.sync(() => watcher.close())
-    )
-  ).pipe(Stream.debounce("200 millis"))
-
-const read = (path: string) =>
-  Effect.tryPromise({
-    try: () => readFile(path, "utf8"),
-    catch: (cause) =>
-      new ConfigFile.ConfigFileError({ file: path, path: "", reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}` })
-  })
 
 /** Reloads the config file on SIGHUP and on changes to it, for as long as the layer lives. */
 export const on = (
@@ -63,9 +33,9 @@ export const on = (
     }
     const path = file.value
     /** The text last tried (put in force, or rejected): a change that leaves it as it was reloads nothing. */
-    let lastTried = yield* read(path).pipe(Effect.orElseSucceed(() => ""))
+    let lastTried = yield* ConfigSource.read(path).pipe(Effect.orElseSucceed(() => ""))
     const reload = (force: boolean) =>
-      read(path).pipe(
+      ConfigSource.read(path).pipe(
         Effect.flatMap((text) => {
           if (!force && text === lastTried) return Effect.void
           lastTried = text
@@ -77,5 +47,5 @@ export const on = (
         Effect.catch((error) => Effect.logError(`config reload failed: ${error.message}`))
       )
     yield* hangups.pipe(Stream.runForEach(() => reload(true)), Effect.forkScoped)
-    yield* changesOf(path).pipe(Stream.runForEach(() => reload(false)), Effect.forkScoped)
+    yield* ConfigSource.changes(path).pipe(Stream.runForEach(() => reload(false)), Effect.forkScoped)
   }))

@@ -33,6 +33,10 @@ export const backend = (text: string, weight = 1): Result.Result<Backend, string
     weight
   }))
 
+/** The name a backend's TLS certificate is checked against: the host it was given by (its name, for a resolved one). */
+export const serverNameOf = (backend: Backend): string =>
+  backend.name === undefined ? backend.host : backend.name.slice(0, backend.name.lastIndexOf(":"))
+
 /** The balancing strategies `--lb` accepts. */
 export const balancerNames = ["random", "p2c", "round-robin", "least-conn", "hash"] as const
 export type BalancerName = typeof balancerNames[number]
@@ -132,6 +136,31 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   backendCa: Option.none(),
   routes: []
 }
+
+/** The settings of one pool of backends: the default one, or an SNI route's. */
+export interface PoolConfig {
+  /** `default`, or the route's server names. */
+  readonly name: string
+  readonly backends: ReadonlyArray<Backend>
+  readonly balancer: BalancerName
+  readonly health: HealthSettings
+}
+
+/** The default pool: the top-level backends, balancer and health settings. */
+export const defaultPool = (config: ProxyConfig): PoolConfig => ({
+  name: "default",
+  backends: config.backends,
+  balancer: config.balancer,
+  health: config.health
+})
+
+/** A route's pool: its backends, its balancer (else the top-level one), the top-level health settings. */
+export const routePool = (config: ProxyConfig, route: Route): PoolConfig => ({
+  name: route.sni.join(","),
+  backends: route.backends,
+  balancer: Option.getOrElse(route.balancer, () => config.balancer),
+  health: config.health
+})
 
 /** Builds a config from the defaults, overriding what is given. */
 export const make = (overrides: Partial<ProxyConfig> & Pick<ProxyConfig, "backends">): ProxyConfig => ({

@@ -5,7 +5,6 @@
  *
  * @since 0.1.0
  */
-import { readFile } from "node:fs/promises"
 import { dirname, extname, resolve } from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -451,27 +450,6 @@ export const parse = (text: string, file: string): Result.Result<FileConfig, Con
       })
   )
 }
-
-/** Why a file could not be read, in a few words. */
-const readFailure = (error: unknown): string => {
-  const code = error instanceof Error && "code" in error ? error.code : undefined
-  return code === "ENOENT"
-    ? "no such file"
-    : code === "EACCES"
-    ? "permission denied"
-    : code === "EISDIR"
-    ? "is a directory"
-    : error instanceof Error
-    ? error.message
-    : String(error)
-}
-
-/** Reads and parses a config file. */
-export const load = (file: string): Effect.Effect<FileConfig, ConfigFileError> =>
-  Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
-    catch: (error) => new ConfigFileError({ file, path: "", reason: `cannot read: ${readFailure(error)}` })
-  }).pipe(Effect.flatMap((text) => Effect.fromResult(parse(text, file))))
 
 /** `base` with what the file gives laid over it; the health settings are merged one by one. */
 export const apply = (base: Config.ProxyConfig, file: FileConfig): Config.ProxyConfig => {

@@ -4,6 +4,9 @@
  * @since 0.1.0
  */
 
+/** A backend's health: every backend starts HEALTHY. */
+export type HealthState = "HEALTHY" | "UNHEALTHY"
+
 /** A backend's health and its current run of equal results. */
 export interface HealthCounter {
   readonly healthy: boolean
@@ -31,3 +34,6 @@ export const next = (counter: HealthCounter, success: boolean, thresholds: Thres
   const threshold = counter.healthy ? thresholds.unhealthy : thresholds.healthy
   return streak >= threshold ? { healthy: !counter.healthy, streak: 0 } : { healthy: counter.healthy, streak }
 }
+
+/** The state a counter stands for. */
+export const state = (counter: HealthCounter): HealthState => counter.healthy ? "HEALTHY" : "UNHEALTHY"

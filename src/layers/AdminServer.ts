@@ -1,55 +1,54 @@
 /**
  * The admin HTTP endpoint: `GET /metrics` (Prometheus text of every metric in
- * the registry), `GET /healthz` (200 while a backend is HEALTHY and the proxy
- * is not draining, 503 otherwise) and `GET /backends` (JSON). Other paths 404.
- * It is built before the listener, so it keeps answering through the drain.
+ * the registry), `GET /healthz` (200 while a backend of the default pool is
+ * HEALTHY and the proxy is not draining, 503 otherwise) and `GET /backends`
+ * (JSON, every pool). Other paths 404. It is built before the listener, so
+ * it keeps answering through the drain. The proxy loads this module only
+ * when `--metrics-addr` is given.
  *
  * @since 0.1.0
  */
 import { createServer, type Server } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Address from "../domain/Address.ts"
-import { BackendRegistry } from "../services/BackendRegistry.ts"
-import { AdminEndpoint } from "../services/Listener.ts"
+import { AdminEndpoint, AdminListenError } from "../services/AdminEndpoint.ts"
+import type { BackendStatus } from "../services/BackendRegistry.ts"
+import { Routes } from "../services/Routes.ts"
 import { Draining } from "../services/Shutdown.ts"
 
-/** The admin address could not be bound. */
-export class AdminListenError extends Data.TaggedError("AdminListenError")<{
-  readonly address: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const code = this.cause instanceof Error && "code" in this.cause ? this.cause.code : undefined
-    const why = code === "EADDRINUSE" ? "address already in use" : String(this.cause)
-    return `cannot listen on ${this.address} (metrics-addr): ${why}`
-  }
-}
+/** A backend as `/backends` shows it. */
+const describeBackend = (status: BackendStatus) => ({
+  address: status.backend.address,
+  ...(status.backend.name === undefined ? {} : { name: status.backend.name }),
+  state: status.state,
+  weight: status.weight,
+  activeConnections: status.activeConnections
+})
 
-/** The `/healthz` and `/backends` routes over the registry and the draining flag. */
+/** The `/healthz` and `/backends` routes over the pools and the draining flag. */
 const routes = Layer.unwrap(Effect.gen(function*() {
-  const registry = yield* BackendRegistry
+  const pools = (yield* Routes).pools
   const draining = yield* Draining
   const healthz = Effect.gen(function*() {
-    const up = (yield* registry.healthy).length > 0 && !(yield* draining.isDraining)
+    const [defaultPool] = yield* pools
+    const members = defaultPool === undefined ? [] : yield* defaultPool.pool.registry.all
+    const up = members.some((status) => status.state === "HEALTHY") && !(yield* draining.isDraining)
     return HttpServerResponse.text(up ? "ok\n" : "unavailable\n", { status: up ? 200 : 503 })
   })
   const backends = Effect.gen(function*() {
-    const all = yield* registry.all
+    const all = yield* pools
+    const listed = yield* Effect.forEach(all, (routed) =>
+      Effect.map(routed.pool.registry.all, (members) => ({ sni: routed.sni, backends: members.map(describeBackend) })))
+    const [first, ...rest] = listed
     return HttpServerResponse.jsonUnsafe({
-      backends: all.map((status) => ({
-        address: status.backend.address,
-        ...(status.backend.name === undefined ? {} : { name: status.backend.name }),
-        state: status.state,
-        weight: status.backend.weight,
-        activeConnections: status.activeConnections
-      })),
-      draining: yield* draining.isDraining
+      backends: first?.backends ?? [],
+      draining: yield* draining.isDraining,
+      routes: rest.map((route) => ({ sni: route.sni ?? [], backends: route.backends }))
     })
   })
   return Layer.mergeAll(
@@ -62,7 +61,7 @@ const routes = Layer.unwrap(Effect.gen(function*() {
 /** Serves the admin endpoint on `address`; fails when it cannot be bound. */
 export const layer = (
   address: Address.ListenAddress
-): Layer.Layer<AdminEndpoint, AdminListenError, BackendRegistry | Draining> =>
+): Layer.Layer<AdminEndpoint, AdminListenError, Routes | Draining> =>
   Layer.unwrap(Effect.sync(() => {
     const server: Server = createServer()
     const text = Address.format(address.host, address.port)

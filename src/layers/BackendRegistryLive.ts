@@ -1,99 +1,167 @@
 /**
- * The in-memory backend registry.
+ * The in-memory backend registry: the one record of each backend of a pool.
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend } from "../domain/Config.ts"
-import { BackendRegistry, type BackendStatus, type HealthState, RegistryChange } from "../services/BackendRegistry.ts"
+import * as Health from "../domain/Health.ts"
+import {
+  BackendRegistry,
+  type BackendStatus,
+  type Lease,
+  RegistryChange,
+  type Selection
+} from "../services/BackendRegistry.ts"
+import { Metrics } from "../services/Metrics.ts"
+import { PoolSettings } from "../services/Pool.ts"
 
-/** A registry entry: mutable inside this module, read-only to everyone else. */
+/** A backend's record: mutable inside this module, read-only to everyone else. */
 class Entry implements BackendStatus {
-  state: HealthState = "HEALTHY"
+  health: Health.HealthCounter = Health.initial
   activeConnections = 0
+  member = true
+  eligible = false
   backend: Backend
-  constructor(backend: Backend) {
+  since: number
+  constructor(backend: Backend, since: number) {
     this.backend = backend
+    this.since = since
+  }
+  get state(): Health.HealthState {
+    return Health.state(this.health)
+  }
+  get weight(): number {
+    return this.backend.weight
   }
 }
 
 /** Builds a registry holding `backends`, every one HEALTHY. */
 export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>) {
-  const entries = new Map<string, Entry>()
-  for (const backend of backends) entries.set(backend.address, new Entry(backend))
+  const settings = yield* PoolSettings
+  const metrics = yield* Metrics
+  const clock = yield* Clock.Clock
   const changes = yield* PubSub.unbounded<RegistryChange>()
-  // `all` is a new array only when the membership or a weight changes (a balancer may cache on it);
-  // `healthy` is recomputed on every change of state.
-  let all: ReadonlyArray<Entry> = [...entries.values()]
-  let healthy: ReadonlyArray<Entry> = all
-  const refreshHealthy = () => {
-    healthy = all.filter((entry) => entry.state === "HEALTHY")
+  /** Every record: the members, and those that left but still have connections open. */
+  const entries = new Map<string, Entry>()
+  let members: ReadonlyArray<Entry> = []
+  let selection: Selection = { members, eligible: [], generation: 0 }
+
+  /** Recomputes who may be picked, after any change of membership or state. */
+  const select = (generation: number) => {
+    const eligible = members.filter((entry) => entry.state === "HEALTHY")
+    for (const entry of entries.values()) entry.eligible = false
+    for (const entry of eligible) entry.eligible = true
+    selection = { members, eligible, generation }
   }
 
-  const update = (backends: ReadonlyArray<Backend>) =>
+  /** Forgets a record that left and has no connection open any more; its series go. */
+  const dropIfGone = (entry: Entry): Effect.Effect<void> => {
+    if (entry.member || entry.activeConnections > 0 || entries.get(entry.backend.address) !== entry) return Effect.void
+    entries.delete(entry.backend.address)
+    return metrics.untrackBackend(entry.backend.address, entry)
+  }
+
+  const update = (next: ReadonlyArray<Backend>) =>
     Effect.suspend(() => {
-      const next = new Map(backends.map((backend) => [backend.address, backend]))
+      const wanted = new Map(next.map((backend) => [backend.address, backend]))
       const happened: Array<RegistryChange> = []
-      for (const [address, entry] of entries) {
-        if (!next.has(address)) {
-          entries.delete(address)
+      const gone: Array<Entry> = []
+      const joined: Array<Entry> = []
+      for (const entry of members) {
+        if (!wanted.has(entry.backend.address)) {
+          entry.member = false
           happened.push(RegistryChange.Removed({ backend: entry.backend }))
+          gone.push(entry)
         }
       }
-      const ordered = new Map<string, Entry>()
-      for (const backend of next.values()) {
-        const entry = entries.get(backend.address)
+      const ordered: Array<Entry> = []
+      for (const backend of wanted.values()) {
+        let entry = entries.get(backend.address)
         if (entry === undefined) {
-          ordered.set(backend.address, new Entry(backend))
+          entry = new Entry(backend, clock.currentTimeMillisUnsafe())
+          entries.set(backend.address, entry)
+          joined.push(entry)
           happened.push(RegistryChange.Added({ backend }))
-        } else {
-          if (entry.backend.weight !== backend.weight) happened.push(RegistryChange.Reweighted({ backend }))
+        } else if (!entry.member) {
+          // It left and comes back while connections to it are still open: the same record, its count intact.
+          entry.member = true
           entry.backend = backend
-          ordered.set(backend.address, entry)
+          happened.push(RegistryChange.Added({ backend }))
+        } else if (entry.backend.weight !== backend.weight) {
+          entry.backend = backend
+          happened.push(RegistryChange.Reweighted({ backend }))
+        } else {
+          entry.backend = backend
         }
+        ordered.push(entry)
       }
-      entries.clear()
-      for (const [address, entry] of ordered) entries.set(address, entry)
-      if (happened.length > 0) all = [...entries.values()]
-      refreshHealthy()
+      const changed = happened.length > 0 || ordered.some((entry, i) => members[i] !== entry)
+      members = ordered
+      select(changed ? selection.generation + 1 : selection.generation)
       const addresses = (tag: RegistryChange["_tag"]) =>
         happened.filter((change) => change._tag === tag).map((change) => change.backend.address)
-      return Effect.as(PubSub.publishAll(changes, happened), {
-        added: addresses("Added"),
-        removed: addresses("Removed"),
-        reweighted: addresses("Reweighted")
-      })
+      return Effect.forEach(joined, (entry) => metrics.trackBackend(entry.backend.address, entry), { discard: true }).pipe(
+        Effect.andThen(Effect.forEach(gone, dropIfGone, { discard: true })),
+        Effect.andThen(PubSub.publishAll(changes, happened)),
+        Effect.as({ added: addresses("Added"), removed: addresses("Removed"), reweighted: addresses("Reweighted") })
+      )
     })
 
+  const report = (address: string, success: boolean) =>
+    Effect.suspend(() => {
+      const entry = entries.get(address)
+      if (entry === undefined || !entry.member) return Effect.void
+      const { health } = SubscriptionRef.getUnsafe(settings)
+      const before = entry.health
+      entry.health = Health.next(before, success, { unhealthy: health.unhealthyThreshold, healthy: health.healthyThreshold })
+      if (entry.health.healthy === before.healthy) return Effect.void
+      entry.since = clock.currentTimeMillisUnsafe()
+      select(selection.generation)
+      const state = entry.state
+      return Effect.andThen(
+        state === "HEALTHY"
+          ? Effect.logInfo(`backend ${address} now HEALTHY`)
+          : Effect.logWarning(`backend ${address} now UNHEALTHY`),
+        PubSub.publish(changes, RegistryChange.StateChanged({ backend: entry.backend, state }))
+      )
+    })
+
+  const acquire = (address: string): Effect.Effect<Lease | undefined> =>
+    Effect.sync(() => {
+      const entry = entries.get(address)
+      if (entry === undefined) return undefined
+      entry.activeConnections++
+      let held = true
+      return {
+        backend: entry,
+        release: Effect.suspend(() => {
+          if (!held) return Effect.void
+          held = false
+          entry.activeConnections--
+          return dropIfGone(entry)
+        })
+      }
+    })
+
+  yield* update(backends)
+  // When the pool goes, its backends leave it: their series go as their last connections close.
+  yield* Effect.addFinalizer(() => update([]))
   return BackendRegistry.of({
-    all: Effect.sync(() => all),
+    all: Effect.sync(() => members),
+    selection: Effect.sync(() => selection),
     update,
-    healthy: Effect.sync(() => healthy),
-    setState: (address, state) =>
-      Effect.suspend(() => {
-        const entry = entries.get(address)
-        if (entry === undefined || entry.state === state) return Effect.succeed(false)
-        entry.state = state
-        refreshHealthy()
-        return Effect.as(PubSub.publish(changes, RegistryChange.StateChanged({ backend: entry.backend, state })), true)
-      }),
-    connectionOpened: (address) =>
-      Effect.sync(() => {
-        const entry = entries.get(address)
-        if (entry !== undefined) entry.activeConnections++
-      }),
-    connectionClosed: (address) =>
-      Effect.sync(() => {
-        const entry = entries.get(address)
-        if (entry !== undefined && entry.activeConnections > 0) entry.activeConnections--
-      }),
+    report,
+    acquire,
     subscribe: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
   })
 })
 
-/** A registry starting with `backends` (as given on the command line or in the config file). */
-export const layer = (backends: ReadonlyArray<Backend>): Layer.Layer<BackendRegistry> =>
+/** A registry starting with `backends`, for the pool whose settings and metrics are in context. */
+export const layer = (backends: ReadonlyArray<Backend>): Layer.Layer<BackendRegistry, never, PoolSettings | Metrics> =>
   Layer.effect(BackendRegistry, make(backends))

@@ -4,15 +4,21 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DialError, Dialer } from "../services/Dialer.ts"
+import { DialError, type DialFailure, Dialer } from "../services/Dialer.ts"
 
-const reasonOf = (error: NodeJS.ErrnoException): DialError["reason"] => {
-  switch (error.code) {
+/** System errors that mean the proxy itself ran out of something, not that the backend failed. */
+const localCodes = new Set(["EMFILE", "ENFILE", "EADDRNOTAVAIL", "ENOBUFS", "ENOMEM"])
+
+/** What a dial's system error says. */
+export const failureOf = (code: string | undefined): DialFailure => {
+  if (code !== undefined && localCodes.has(code)) return "local"
+  switch (code) {
     case "ECONNREFUSED":
       return "refused"
+    case "ECONNRESET":
+      return "reset"
     case "EHOSTUNREACH":
     case "ENETUNREACH":
     case "ENOTFOUND":
@@ -33,21 +39,16 @@ const ignore = () => {}
  * attached to the socket for its whole life).
  */
 export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
-  dial: (backend, timeout) =>
+  dial: (backend, timeoutMs) =>
     Effect.callback<Net.Socket, DialError>((resume) => {
-      const socket = Net.connect({
-        host: backend.host,
-        port: backend.port,
-        allowHalfOpen: true,
-        noDelay: true
-      })
-      const fail = (reason: DialError["reason"], cause?: unknown) => {
+      const socket = Net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true })
+      const fail = (reason: DialFailure, code: string | undefined) => {
         clearTimeout(timer)
         socket.destroy()
-        resume(Effect.fail(new DialError({ backend: backend.address, reason, cause })))
+        resume(Effect.fail(new DialError({ backend: backend.address, reason, code })))
       }
-      const onError = (error: NodeJS.ErrnoException) => fail(reasonOf(error), error)
-      const timer = setTimeout(() => fail("timeout"), Duration.toMillis(timeout))
+      const onError = (error: NodeJS.ErrnoException) => fail(failureOf(error.code), error.code)
+      const timer = setTimeout(() => fail("timeout", undefined), timeoutMs)
       socket.once("error", onError)
       socket.once("connect", () => {
         clearTimeout(timer)

@@ -1,7 +1,7 @@
 /**
  * The active TCP health check: a backend is up when it accepts a connection
- * within `--health-timeout`. The connection is closed at once and carries no
- * byte (no PROXY header either).
+ * within the health timeout. The connection is closed at once and carries no
+ * byte.
  *
  * @since 0.1.0
  */
@@ -9,20 +9,19 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Dialer } from "../services/Dialer.ts"
 import { HealthCheck, HealthCheckError } from "../services/HealthCheck.ts"
-import { Settings } from "../services/Settings.ts"
 
-/** TCP connect checks, with the timeout the settings give at the time of each check. */
-export const layer: Layer.Layer<HealthCheck, never, Dialer | Settings> = Layer.effect(
+/** TCP connect checks over the dialer in context. */
+export const layer: Layer.Layer<HealthCheck, never, Dialer> = Layer.effect(
   HealthCheck,
-  Effect.gen(function*() {
-    const dialer = yield* Dialer
-    const settings = yield* Settings
-    return HealthCheck.of({
-      check: (backend) =>
-        Effect.flatMap(settings.current, ({ health }) => dialer.dial(backend, health.timeout)).pipe(
+  Dialer.useSync((dialer) =>
+    HealthCheck.of({
+      check: (backend, options) =>
+        dialer.dial(backend, options.timeoutMs).pipe(
           Effect.map((socket) => socket.destroy()),
-          Effect.mapError((cause) => new HealthCheckError({ backend: backend.address, cause }))
+          Effect.mapError((error) =>
+            new HealthCheckError({ backend: backend.address, reason: error.message, local: error.reason === "local" })
+          )
         )
     })
-  })
+  )
 )

@@ -1,9 +1,10 @@
 /**
  * Logs to stderr, as logfmt-like `key=value` text or one JSON object per
  * line, from the level the settings give; both follow reloads. Lines are
- * written in batches (every 25 ms at most), never one blocking write each. Log
- * annotations become top-level fields in both formats (`client=...` /
- * `"client": ...`).
+ * written in batches (every 25 ms at most), never one blocking write each,
+ * and the access log line (`connection closed`) is formatted directly into
+ * the same batches. Log annotations become top-level fields in both formats
+ * (`client=...` / `"client": ...`).
  *
  * @since 0.1.0
  */
@@ -14,20 +15,21 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as References from "effect/References"
 import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as AccessLine from "../domain/AccessLine.ts"
 import type { LogLevelName } from "../domain/Config.ts"
+import { AccessLog } from "../services/AccessLog.ts"
 import { Settings } from "../services/Settings.ts"
 
-const bare = /^[^\s"=\\]*$/
-
 /** A value as logfmt shows it: bare when it can be, quoted otherwise. */
-const logfmtValue = (value: unknown): string => {
-  const text = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) ?? "" : String(value)
-  return bare.test(text) ? text : JSON.stringify(text)
-}
+const logfmtValue = (value: unknown): string =>
+  AccessLine.logfmtString(
+    typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) ?? "" : String(value)
+  )
 
 /**
  * logfmt-like `key=value` text: timestamp, level, fiber, message, then the
- * annotations as fields. Lean on purpose: one line is written per connection.
+ * annotations as fields.
  */
 export const formatText = Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
   let out = `timestamp=${date.toISOString()} level=${logLevel.toUpperCase()} fiber=#${fiber.id}`
@@ -48,11 +50,40 @@ export const formatJson = Logger.map(
 
 const levels: Record<LogLevelName, LogLevel.LogLevel> = { debug: "Debug", info: "Info", warn: "Warn", error: "Error" }
 
-/** Replaces the default logger with one writing to stderr in the format and from the level of the settings. */
+/** Lines gathered and written to stderr together, at most `windowMs` after the first of a batch. */
+const batchedStderr = (windowMs: number) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let pending = ""
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const flush = () => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = undefined
+        if (pending === "") return
+        const text = pending
+        pending = ""
+        process.stderr.write(text)
+      }
+      return {
+        flush,
+        write: (line: string) => {
+          pending += `${line}\n`
+          if (timer === undefined) timer = setTimeout(flush, windowMs).unref()
+        }
+      }
+    }),
+    (writer) => Effect.sync(writer.flush)
+  )
+
+/**
+ * Replaces the default logger with one writing to stderr in the format and
+ * from the level of the settings, and provides the access log writing into
+ * the same batches.
+ */
 export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.gen(function*() {
   const settings = yield* Settings
-  let { logFormat, logLevel } = yield* settings.current
-  yield* (yield* settings.subscribe).pipe(
+  let { logFormat, logLevel } = SubscriptionRef.getUnsafe(settings)
+  yield* SubscriptionRef.changes(settings).pipe(
     Stream.runForEach((config) =>
       Effect.sync(() => {
         logFormat = config.logFormat
@@ -61,21 +92,23 @@ export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.ge
     ),
     Effect.forkScoped
   )
-  const formatted = Logger.make<unknown, string | undefined>((options) =>
-    LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])
-      ? (logFormat === "json" ? formatJson : formatText).log(options)
-      : undefined
-  )
-  // Lines are written in batches, one write per window, so that a busy proxy does not
-  // make a blocking write to stderr for every connection; what is left is flushed at the end.
-  const logger = yield* Logger.batched(formatted, {
-    window: "25 millis",
-    flush: (lines) =>
-      Effect.sync(() => {
-        const text = lines.filter((line) => line !== undefined).join("\n")
-        if (text !== "") process.stderr.write(`${text}\n`)
-      })
+  const writer = yield* batchedStderr(25)
+  const logger = Logger.make<unknown, void>((options) => {
+    if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
+    writer.write((logFormat === "json" ? formatJson : formatText).log(options))
   })
+  const accessLog = {
+    write: (entry: AccessLine.AccessEntry) =>
+      Effect.withFiber<void>((fiber) => {
+        const timestamp = new Date().toISOString()
+        writer.write(logFormat === "json" ? AccessLine.json(entry, timestamp) : AccessLine.text(entry, timestamp, fiber.id))
+        return Effect.void
+      })
+  }
   // Effect's own minimum lets everything through; this logger filters by the level in force.
-  return Layer.mergeAll(Logger.layer([logger]), Layer.succeed(References.MinimumLogLevel, "All"))
+  return Layer.mergeAll(
+    Logger.layer([logger]),
+    Layer.succeed(References.MinimumLogLevel, "All"),
+    Layer.succeed(AccessLog, accessLog)
+  )
 }))

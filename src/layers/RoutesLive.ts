@@ -1,12 +1,14 @@
 /**
- * SNI routes over pools: the top-level pool (the services in context) is the
- * default route; each configured route gets a pool of its own (registry,
- * discovery, balancer, health checks), built in its own scope and rebuilt
- * when a reload changes the routes. Certificates (and the backend CA) are re-read on every reload;
- * connections already open keep what they started with.
+ * The front door over the pools: the default pool (the `Pool` in context)
+ * and a pool per SNI route, each built by `PoolLive` in a scope of its own.
+ * A reload prepares everything first (certificates, names, the pools of new
+ * routes) and then puts it in force at once: routes that stay keep their
+ * pool, updated in place, so their backends keep health state, counters and
+ * connections. The TLS code is loaded only when TLS is configured.
  *
  * @since 0.1.0
  */
+import type * as Net from "node:net"
 import type { SecureContext } from "node:tls"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -14,120 +16,180 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as ClientHello from "../domain/ClientHello.ts"
-import type { ProxyConfig, Route } from "../domain/Config.ts"
-import { Balancer } from "../services/Balancer.ts"
-import { BackendRegistry } from "../services/BackendRegistry.ts"
+import * as Config from "../domain/Config.ts"
+import type { Dialer } from "../services/Dialer.ts"
 import type { HealthCheck } from "../services/HealthCheck.ts"
-import { HealthMonitor } from "../services/HealthMonitor.ts"
 import type { Metrics } from "../services/Metrics.ts"
+import { Pool, type PreparedPool, type UpstreamTls } from "../services/Pool.ts"
 import type { Resolver } from "../services/Resolver.ts"
-import { type Pool, Routes, type Target, type TlsConfigError } from "../services/Routes.ts"
+import { type Entry, type RoutedPool, Routes, type RoutesUpdate, type TlsConfigError } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
-import * as BackendRegistryLive from "./BackendRegistryLive.ts"
-import * as BalancerLive from "./balancers/BalancerLive.ts"
-import * as DiscoveryLive from "./DiscoveryLive.ts"
-import * as HealthMonitorLive from "./HealthMonitorLive.ts"
-import { certificateAuthority, secureContext } from "./Tls.ts"
+import * as PoolLive from "./PoolLive.ts"
 
-/** The pool of route number `index`: its backends and balancer come from that route of the settings. */
-const poolLayer = (index: number) => {
-  const route = (config: ProxyConfig): Route | undefined => config.routes[index]
-  return Layer.mergeAll(
-    HealthMonitorLive.layer,
-    BalancerLive.following((config) =>
-      Option.getOrElse(route(config)?.balancer ?? Option.none(), () => config.balancer)
-    )
-  ).pipe(
-    Layer.provideMerge(DiscoveryLive.make((config) => route(config)?.backends ?? [])),
-    Layer.provideMerge(BackendRegistryLive.layer([]))
-  )
-}
+type TlsModule = typeof import("../net/Tls.ts")
 
-/** A route in force: its names and mode, its pool and the scope the pool lives in. */
+/** Loads the TLS code when a configuration first needs it (later loads find it in the module cache). */
+const loadTls = Effect.promise((): Promise<TlsModule> => import("../net/Tls.ts"))
+
+/**
+ * Where connections of a route (or of the default route) go, and how their
+ * TLS is treated: `plain` (no TLS configured), `passthrough` (the TLS bytes
+ * relayed as they are) or `terminate` (the handshake completed here).
+ */
+type Target =
+  | { readonly mode: "plain" | "passthrough"; readonly pool: Pool["Service"]; readonly upstreamTls: UpstreamTls | undefined }
+  | {
+    readonly mode: "terminate"
+    readonly pool: Pool["Service"]
+    readonly context: SecureContext
+    readonly upstreamTls: UpstreamTls | undefined
+  }
+
+/** A route in force: its names, its pool and the scope the pool lives in. */
 interface Installed {
   readonly sni: ReadonlyArray<string>
-  readonly route: Route
-  readonly pool: Pool
+  readonly pool: Pool["Service"]
   readonly scope: Scope.Closeable
 }
 
-/** What decides whether route pools must be rebuilt: everything but the certificates. */
-const shape = (routes: ReadonlyArray<Route>): string =>
-  JSON.stringify(routes.map((route) => [route.sni, route.mode, Option.getOrNull(route.balancer), route.backends]))
+/** What `enter` works from, replaced as a whole by a reload. */
+interface Front {
+  readonly routes: ReadonlyArray<{ readonly sni: ReadonlyArray<string>; readonly target: Target }>
+  readonly fallback: Target
+  readonly tls: TlsModule | undefined
+}
 
-/** The routes of the settings, over the top-level pool in context. */
-export const layer: Layer.Layer<
-  Routes,
-  TlsConfigError,
-  BackendRegistry | Balancer | HealthMonitor | Settings | Metrics | HealthCheck | Resolver
-> = Layer.effect(
-  Routes,
-  Effect.gen(function*() {
-    const defaultPool: Pool = {
-      registry: yield* BackendRegistry,
-      balancer: yield* Balancer,
-      monitor: yield* HealthMonitor
-    }
-    const settings = yield* Settings
-    const context = yield* Effect.context<Settings | Metrics | HealthCheck | Resolver>()
-    let installed: ReadonlyArray<Installed> = []
-    let installedShape = shape([])
-    // What `select` answers, derived once per reload: a target per route, and the default one.
-    let targets: ReadonlyArray<{ readonly sni: ReadonlyArray<string>; readonly target: Target }> = []
-    let fallback: Target = { mode: "plain", pool: defaultPool, context: undefined, upstreamTls: undefined }
+/** Whether a configuration needs the TLS code at all. */
+const needsTls = (config: Config.ProxyConfig): boolean =>
+  Option.isSome(config.tls) || config.backendTls || config.routes.length > 0
 
-    const buildPools = (routes: ReadonlyArray<Route>) =>
-      Effect.forEach(routes, (route, index) =>
+/** The routes of the settings, over the default pool in context; route pools are built with `overrides`. */
+export const layer = (
+  overrides: PoolLive.PoolOverrides = {}
+): Layer.Layer<Routes, TlsConfigError, Pool | Settings | Metrics | Dialer | HealthCheck | Resolver> =>
+  Layer.effect(
+    Routes,
+    Effect.gen(function*() {
+      const defaultPool = yield* Pool
+      const settings = yield* Settings
+      const shared = yield* Effect.context<Settings | Metrics | Dialer | HealthCheck | Resolver>()
+      let installed: ReadonlyArray<Installed> = []
+      let front: Front = {
+        routes: [],
+        fallback: { mode: "plain", pool: defaultPool, upstreamTls: undefined },
+        tls: undefined
+      }
+
+      const buildPool = (config: Config.PoolConfig) =>
         Effect.gen(function*() {
           const scope = yield* Scope.make()
-          const built = yield* Layer.buildWithScope(poolLayer(index), scope).pipe(Effect.provideContext(context))
-          const pool: Pool = {
-            registry: Context.get(built, BackendRegistry),
-            balancer: Context.get(built, Balancer),
-            monitor: Context.get(built, HealthMonitor)
+          const built = yield* Layer.buildWithScope(PoolLive.layer(config, overrides), scope).pipe(
+            Effect.provideContext(shared)
+          )
+          return { pool: Context.get(built, Pool), scope }
+        })
+
+      const closeAll = (routes: ReadonlyArray<Installed>) =>
+        Effect.forEach(routes, (route) => Scope.close(route.scope, Exit.void), { discard: true })
+
+      /** Gets `config` ready (the default pool's too, unless it was just built from it) and returns its commit. */
+      const prepareWith = (config: Config.ProxyConfig, withDefault: boolean) =>
+        Effect.gen(function*() {
+          // Certificates first: a file that cannot be used fails here, before anything is built.
+          const tls = needsTls(config) ? yield* loadTls : undefined
+          const top = tls !== undefined && Option.isSome(config.tls) ? yield* tls.secureContext(config.tls.value) : undefined
+          const contexts: Array<SecureContext | undefined> = []
+          for (const route of config.routes) {
+            contexts.push(tls !== undefined && Option.isSome(route.tls) ? yield* tls.secureContext(route.tls.value) : top)
           }
-          return { sni: route.sni, route, pool, scope }
-        }))
+          const ca = tls !== undefined && Option.isSome(config.backendCa)
+            ? yield* tls.certificateAuthority(config.backendCa.value)
+            : undefined
+          const upstreamTls: UpstreamTls | undefined = tls === undefined || !config.backendTls ? undefined : {
+            originate: (socket: Net.Socket, backend, timeoutMs) =>
+              tls.originate(socket, Config.serverNameOf(backend), ca, timeoutMs)
+          }
 
-    const closeAll = (routes: ReadonlyArray<Installed>) =>
-      Effect.forEach(routes, (route) => Scope.close(route.scope, Exit.void), { discard: true })
+          const defaultPrepared: PreparedPool | undefined = withDefault
+            ? yield* defaultPool.prepare(Config.defaultPool(config))
+            : undefined
+          // A route keeps its pool when it keeps one of its server names.
+          const unused = [...installed]
+          const plan: Array<{ readonly installed: Installed; readonly prepared: PreparedPool | undefined }> = []
+          const added: Array<string> = []
+          for (const route of config.routes) {
+            const poolConfig = Config.routePool(config, route)
+            const kept = unused.find((previous) => previous.sni.some((name) => route.sni.includes(name)))
+            if (kept !== undefined) {
+              unused.splice(unused.indexOf(kept), 1)
+              plan.push({ installed: { ...kept, sni: route.sni }, prepared: yield* kept.pool.prepare(poolConfig) })
+            } else {
+              plan.push({ installed: { sni: route.sni, ...yield* buildPool(poolConfig) }, prepared: undefined })
+              added.push(poolConfig.name)
+            }
+          }
 
-    const reload = Effect.fnUntraced(function*(config: ProxyConfig) {
-      // Load every certificate first: a bad file changes nothing.
-      const top = Option.isSome(config.tls) ? yield* secureContext(config.tls.value) : undefined
-      const perRoute = yield* Effect.forEach(config.routes, (route) =>
-        Option.isSome(route.tls) ? Effect.map(secureContext(route.tls.value), Option.some) : Effect.succeedNone)
-      const ca = Option.isSome(config.backendCa) ? yield* certificateAuthority(config.backendCa.value) : undefined
-      const nextShape = shape(config.routes)
-      if (nextShape !== installedShape) {
-        const previous = installed
-        installed = yield* buildPools(config.routes)
-        installedShape = nextShape
-        yield* closeAll(previous)
+          const target = (mode: Config.RouteMode | "plain", pool: Pool["Service"], context: SecureContext | undefined): Target =>
+            mode === "terminate" && context !== undefined
+              ? { mode, pool, context, upstreamTls }
+              : mode === "plain"
+              ? { mode, pool, upstreamTls }
+              : { mode: "passthrough", pool, upstreamTls: undefined }
+          const commit: Effect.Effect<RoutesUpdate> = Effect.gen(function*() {
+            const backends = defaultPrepared === undefined
+              ? { added: [], removed: [], reweighted: [] }
+              : yield* defaultPool.commit(defaultPrepared)
+            for (const step of plan) if (step.prepared !== undefined) yield* step.installed.pool.commit(step.prepared)
+            installed = plan.map((step) => step.installed)
+            front = {
+              routes: config.routes.flatMap((route, i) => {
+                const pool = plan[i]?.installed.pool
+                return pool === undefined ? [] : [{ sni: route.sni, target: target(route.mode, pool, contexts[i]) }]
+              }),
+              fallback: target(
+                top !== undefined ? "terminate" : config.routes.length > 0 ? "passthrough" : "plain",
+                defaultPool,
+                top
+              ),
+              tls
+            }
+            yield* closeAll(unused)
+            return { backends, routesAdded: added, routesRemoved: unused.map((route) => route.sni.join(",")) }
+          })
+          return commit
+        })
+
+      yield* Effect.flatten(prepareWith(yield* SubscriptionRef.get(settings), false))
+      yield* Effect.addFinalizer(() => closeAll(installed))
+
+      const enter = (socket: Net.Socket, timeoutMs: number) => {
+        const { fallback, routes, tls } = front
+        if (tls === undefined || (routes.length === 0 && fallback.mode !== "terminate")) {
+          return Effect.succeed<Entry>({ pool: fallback.pool, downstream: socket, replay: undefined, upstreamTls: fallback.upstreamTls })
+        }
+        const terminate = (target: Extract<Target, { mode: "terminate" }>, prefix: Buffer | undefined) =>
+          Effect.map(
+            tls.terminate(socket, prefix, target.context, timeoutMs),
+            (session): Entry => ({ pool: target.pool, downstream: session, replay: undefined, upstreamTls: target.upstreamTls })
+          )
+        if (routes.length === 0 && fallback.mode === "terminate") return terminate(fallback, undefined)
+        return Effect.flatMap(tls.peekClientHello(socket, timeoutMs), (hello) => {
+          const target = ClientHello.selectRoute(routes, hello.serverName)?.target ?? fallback
+          return target.mode === "terminate"
+            ? terminate(target, hello.prefix)
+            : Effect.succeed<Entry>({ pool: target.pool, downstream: socket, replay: hello.prefix, upstreamTls: target.upstreamTls })
+        })
       }
-      const upstreamTls = config.backendTls ? { ca } : undefined
-      const target = (mode: Target["mode"], pool: Pool, context: SecureContext | undefined): Target => ({
-        mode,
-        pool,
-        context,
-        upstreamTls: mode === "passthrough" ? undefined : upstreamTls
+
+      return Routes.of({
+        enter,
+        pools: Effect.sync((): ReadonlyArray<RoutedPool> => [
+          { sni: undefined, pool: defaultPool },
+          ...installed.map((route) => ({ sni: route.sni, pool: route.pool }))
+        ]),
+        prepare: (config) => prepareWith(config, true)
       })
-      targets = installed.map((route, index) => ({
-        sni: route.sni,
-        target: target(route.route.mode, route.pool, Option.getOrElse(perRoute[index] ?? Option.none(), () => top))
-      }))
-      fallback = target(top !== undefined ? "terminate" : installed.length > 0 ? "passthrough" : "plain", defaultPool, top)
     })
-
-    yield* reload(yield* settings.current)
-    yield* Effect.addFinalizer(() => closeAll(installed))
-
-    const select = (serverName: string | undefined): Effect.Effect<Target> =>
-      Effect.sync(() =>
-        targets.length === 0 ? fallback : ClientHello.selectRoute(targets, serverName)?.target ?? fallback
-      )
-
-    return Routes.of({ select, reload })
-  })
-)
+  )

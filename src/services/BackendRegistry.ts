@@ -1,7 +1,13 @@
 /**
- * The backends the proxy relays to: their weights, health states and active
- * connection counts, the healthy set the balancers pick from, and a stream of
- * changes for whoever follows them (health monitors, metrics).
+ * The members of one pool of backends and everything the proxy knows about
+ * each: weight in force, health state and streak, active connections. It is
+ * the one owner of these facts; the balancer, the health checks, `/backends`
+ * and the metric gauges read them from here. Health changes only through
+ * {@link BackendRegistry}'s `report`, which applies the pool's thresholds.
+ *
+ * It is also the swap point for membership: the proxy's own discovery feeds
+ * it from the configuration and DNS, an embedding application may feed it
+ * from its own discovery.
  *
  * @since 0.1.0
  */
@@ -10,21 +16,33 @@ import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type { BackendView } from "../domain/balancing/Strategy.ts"
 import type { Backend } from "../domain/Config.ts"
+import type { HealthState } from "../domain/Health.ts"
 
 export type { Backend } from "../domain/Config.ts"
-
-/** A backend's health: every backend starts HEALTHY. */
-export type HealthState = "HEALTHY" | "UNHEALTHY"
+export type { HealthState } from "../domain/Health.ts"
 
 /**
- * A backend as the registry sees it now. The fields are live: a balancer
- * reads `activeConnections` at the moment it picks.
+ * A backend as the registry holds it. The fields are live: a balancer reads
+ * `activeConnections` at the moment it picks.
  */
-export interface BackendStatus {
-  readonly backend: Backend
+export interface BackendStatus extends BackendView {
   readonly state: HealthState
-  readonly activeConnections: number
+  /** False once the backend has left the pool; it is kept until its last connection closes. */
+  readonly member: boolean
+  /** When the state last changed (or the backend joined), in milliseconds since the epoch. */
+  readonly since: number
+}
+
+/** What the balancer reads: the members, the ones to pick from, and the generation of the membership. */
+export interface Selection {
+  /** Every member, in the order they were given. */
+  readonly members: ReadonlyArray<BackendStatus>
+  /** The members that may be picked now, in the same order. */
+  readonly eligible: ReadonlyArray<BackendStatus>
+  /** Changes whenever the membership or a configured weight changes (never with health alone). */
+  readonly generation: number
 }
 
 /** What changed in the registry. */
@@ -45,28 +63,36 @@ export interface RegistryUpdate {
   readonly reweighted: ReadonlyArray<string>
 }
 
-/** The registry of backends. */
+/** One connection's place in a backend's active count, held from the start of its dial. */
+export interface Lease {
+  readonly backend: BackendStatus
+  /** Gives the place back; the second and later calls do nothing. */
+  readonly release: Effect.Effect<void>
+}
+
+/** The registry of one pool. */
 export class BackendRegistry extends Context.Service<BackendRegistry, {
-  /**
-   * Every backend, in the order they were given. The array is replaced only
-   * when the membership or a weight changes, so it can key a cache (the hash
-   * ring); health states and counts are read live from its items.
-   */
+  /** Every member, in the order they were given. */
   readonly all: Effect.Effect<ReadonlyArray<BackendStatus>>
-  /** The HEALTHY backends, in the order they were given. */
-  readonly healthy: Effect.Effect<ReadonlyArray<BackendStatus>>
+  /** The members and the ones that may be picked now. */
+  readonly selection: Effect.Effect<Selection>
   /**
-   * Replaces the backend list: new addresses are added (HEALTHY), missing ones
-   * removed, changed weights applied. Unchanged backends keep their health
-   * state and active counts; connections to removed ones are left to finish.
+   * Replaces the membership: new addresses are added (HEALTHY), missing ones
+   * leave, changed weights apply. Members that stay keep their health state,
+   * streak and active connections; a backend that left is kept (not a
+   * member) while connections to it are open, and comes back with its count
+   * if it is added again.
    */
   readonly update: (backends: ReadonlyArray<Backend>) => Effect.Effect<RegistryUpdate>
-  /** Sets a backend's health; returns whether it changed (unknown addresses change nothing). */
-  readonly setState: (address: string, state: HealthState) => Effect.Effect<boolean>
-  /** Counts one more active connection on a backend; call it when the dial starts. */
-  readonly connectionOpened: (address: string) => Effect.Effect<void>
-  /** Counts one active connection less on a backend. */
-  readonly connectionClosed: (address: string) => Effect.Effect<void>
+  /**
+   * Records one health result for a member (an active check's, or a failed
+   * dial of a real connection) through the pool's thresholds, changing (and
+   * logging) its state when one is reached. Results for addresses that are
+   * not members are dropped.
+   */
+  readonly report: (address: string, success: boolean) => Effect.Effect<void>
+  /** Counts one more active connection on a member, until the lease is released; undefined for an unknown address. */
+  readonly acquire: (address: string) => Effect.Effect<Lease | undefined>
   /**
    * Subscribes to changes: the stream delivers every change made after the
    * subscription, so subscribe first and then read `all` to miss none.

@@ -5,20 +5,17 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type { ClientView } from "../domain/balancing/Strategy.ts"
 import type { Backend } from "../domain/Config.ts"
 
-/** The client a balancer picks for: IPv4-mapped addresses already shown as IPv4. */
-export interface ClientInfo {
-  readonly ip: string
-  readonly port: number
-}
+export type { ClientView } from "../domain/balancing/Strategy.ts"
 
 /** Picks backends for each client connection. */
 export class Balancer extends Context.Service<Balancer, {
   /**
-   * The HEALTHY backends to try for this client, best first: the connection
-   * dials the first and, when that dial fails, retries on the next. Empty
-   * when no backend is healthy.
+   * The backends to try for this client, best first, each once: the
+   * connection dials the first and, when that dial fails, retries on the
+   * next. Empty when no backend may be picked.
    */
-  readonly candidates: (client: ClientInfo) => Effect.Effect<ReadonlyArray<Backend>>
+  readonly candidates: (client: ClientView) => Effect.Effect<ReadonlyArray<Backend>>
 }>()("effect-tcp-proxy/Balancer") {}

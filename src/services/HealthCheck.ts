@@ -8,14 +8,27 @@ import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type { Backend } from "../domain/Config.ts"
 
-/** A check that failed, with why. */
+/** How a check is made: the pool's health settings at the time of the check. */
+export interface CheckOptions {
+  readonly timeoutMs: number
+}
+
+/**
+ * A check that failed, with why. `local`: the proxy itself ran out of a
+ * resource, so the result says nothing about the backend and is not counted.
+ */
 export class HealthCheckError extends Data.TaggedError("HealthCheckError")<{
   readonly backend: string
-  readonly cause: unknown
-}> {}
+  readonly reason: string
+  readonly local: boolean
+}> {
+  override get message(): string {
+    return `health check of ${this.backend} failed: ${this.reason}`
+  }
+}
 
-/** Checks whether a backend accepts connections. */
+/** Checks whether a backend is fit to serve connections. */
 export class HealthCheck extends Context.Service<HealthCheck, {
   /** Succeeds when the backend passes one check. */
-  readonly check: (backend: Backend) => Effect.Effect<void, HealthCheckError>
+  readonly check: (backend: Backend, options: CheckOptions) => Effect.Effect<void, HealthCheckError>
 }>()("effect-tcp-proxy/HealthCheck") {}

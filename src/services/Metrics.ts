@@ -1,14 +1,21 @@
 /**
- * The proxy's metrics, with the names and labels SPEC.md lists. Updates are
- * batched per connection (bytes are added when it closes), never per chunk.
+ * The proxy's metrics, with the names and labels SPEC.md lists. Counters are
+ * updated once per event (bytes when a connection closes, never per chunk);
+ * gauges are not updated at all: they read their owners (the open
+ * connections, each backend's record) when the metrics are read.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { HealthState } from "../domain/Health.ts"
 
 /** Why a client connection failed, as `tcp_proxy_errors_total{kind}` counts it. */
-export type ErrorKind = "no_backend" | "dial" | "io"
+export type ErrorKind = "no_backend" | "dial" | "io" | "protocol" | "local"
+
+/** Why a client connection was refused at once, as `tcp_proxy_connections_rejected_total{reason}` counts it. */
+export type RejectReason = "max_connections" | "per_ip_limit" | "rate_limit" | "acl"
 
 /** Which step of TLS failed, as `tcp_proxy_tls_failures_total{kind}` counts it. */
 export type TlsFailureKind = "client_hello" | "handshake"
@@ -19,37 +26,42 @@ export interface ConnectionSummary {
   readonly bytesOut: number
   readonly durationSeconds: number
   readonly error: ErrorKind | undefined
-  /** The connected backend and what crossed it, when one was connected. */
-  readonly backend: BackendTraffic | undefined
 }
 
-/** Bytes exchanged with one backend over one connection. */
-export interface BackendTraffic {
-  readonly address: string
-  readonly bytesSent: number
-  readonly bytesReceived: number
+/** What a backend's gauges read: its record in a pool's registry. */
+export interface BackendGauges {
+  readonly activeConnections: number
+  readonly state: HealthState
+  readonly weight: number
 }
 
 /** Records the proxy's metrics and renders the SIGUSR1 snapshot. */
 export class Metrics extends Context.Service<Metrics, {
   /** A client connection was accepted. */
   readonly connectionAccepted: Effect.Effect<void>
-  /** A client connection was closed by `--max-connections`. */
-  readonly connectionRejected: Effect.Effect<void>
-  /** A client connection finished; closes its backend connection's books too. */
+  /** A client connection was refused at once. */
+  readonly connectionRejected: (reason: RejectReason) => Effect.Effect<void>
+  /** A client connection finished. */
   readonly connectionClosed: (summary: ConnectionSummary) => Effect.Effect<void>
-  /** A dial to a backend started: it counts as an active backend connection from now. */
-  readonly dialStarted: (address: string) => Effect.Effect<void>
-  /** A dial to a backend failed after `seconds`. */
-  readonly dialFailed: (address: string, seconds: number) => Effect.Effect<void>
-  /** A dial to a backend connected after `seconds`. */
-  readonly dialSucceeded: (address: string, seconds: number) => Effect.Effect<void>
-  /** An active health check finished. */
-  readonly healthChecked: (address: string, success: boolean) => Effect.Effect<void>
-  /** A backend's health state is now `healthy`. */
-  readonly healthChanged: (address: string, healthy: boolean) => Effect.Effect<void>
   /** A ClientHello could not be read, or a TLS handshake failed. */
   readonly tlsFailed: (kind: TlsFailureKind) => Effect.Effect<void>
+  /** `tcp_proxy_connections_active` reads `open` while the scope is open. */
+  readonly trackConnections: (open: () => number) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * A pool holds a record of the backend: its series exist (at 0 at first)
+   * and its gauges read `gauges`. A backend in several pools has one series:
+   * active connections add up, it counts as healthy only when healthy in
+   * every pool.
+   */
+  readonly trackBackend: (address: string, gauges: BackendGauges) => Effect.Effect<void>
+  /** A pool no longer holds the record; once no pool does, the backend's series go. */
+  readonly untrackBackend: (address: string, gauges: BackendGauges) => Effect.Effect<void>
+  /** A dial of a real connection to a backend finished after `seconds`. */
+  readonly dialed: (address: string, seconds: number, success: boolean) => Effect.Effect<void>
+  /** A backend connection closed after carrying these bytes. */
+  readonly transferred: (address: string, sent: number, received: number) => Effect.Effect<void>
+  /** An active health check finished. */
+  readonly healthChecked: (address: string, success: boolean) => Effect.Effect<void>
   /** Every series as sorted `name{labels}: value` lines (the SIGUSR1 snapshot). */
   readonly snapshot: Effect.Effect<string>
 }>()("effect-tcp-proxy/Metrics") {}

@@ -1,17 +1,18 @@
 /**
- * SNI routing: which pool of backends serves a connection, and how its TLS
- * is treated, by the server name of its ClientHello.
+ * The front door and SNI routing: what a client connection must show first
+ * (its TLS ClientHello, when routes are configured), which pool serves it
+ * (exact server names before wildcards, the default pool last), and how its
+ * TLS is treated (passed through, or terminated with a certificate).
  *
  * @since 0.1.0
  */
-import type { SecureContext } from "node:tls"
+import type * as Net from "node:net"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type { ProxyConfig } from "../domain/Config.ts"
-import type { Balancer } from "./Balancer.ts"
-import type { BackendRegistry } from "./BackendRegistry.ts"
-import type { HealthMonitor } from "./HealthMonitor.ts"
+import type { RegistryUpdate } from "./BackendRegistry.ts"
+import type { Pool, UpstreamTls } from "./Pool.ts"
 
 /** A certificate, key or CA file that cannot be used. */
 export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
@@ -24,36 +25,61 @@ export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
   }
 }
 
-/** A pool of backends with its own registry, balancer and health monitor. */
-export interface Pool {
-  readonly registry: BackendRegistry["Service"]
-  readonly balancer: Balancer["Service"]
-  readonly monitor: HealthMonitor["Service"]
+/** A ClientHello that is malformed, truncated, too large or too slow. */
+export class ClientHelloError extends Data.TaggedError("ClientHelloError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `bad ClientHello: ${this.reason}`
+  }
 }
 
-/** Where a connection goes and what happens to its bytes. */
-export interface Target {
-  /**
-   * `plain`: relay as is (no TLS configured); `passthrough`: relay the TLS
-   * bytes untouched, the ClientHello included; `terminate`: complete the
-   * handshake with `context` and relay the plaintext.
-   */
-  readonly mode: "plain" | "passthrough" | "terminate"
-  readonly pool: Pool
-  readonly context: SecureContext | undefined
-  /** Open TLS toward the backend (`--backend-tls`), verified against `ca` when set; never for passthrough. */
-  readonly upstreamTls: { readonly ca: Buffer | undefined } | undefined
+/** A TLS handshake that failed, with a client or with a backend. */
+export class HandshakeError extends Data.TaggedError("HandshakeError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `TLS handshake failed: ${this.reason}`
+  }
 }
 
-/** Picks the target for a server name. */
+/** Where a client connection goes, and what the proxy relays on each side. */
+export interface Entry {
+  readonly pool: Pool["Service"]
+  /** The client side to relay: the client socket, or the TLS session over it when terminating. */
+  readonly downstream: Net.Socket
+  /** Bytes the front door read that the backend must get first (a passed-through ClientHello). */
+  readonly replay: Buffer | undefined
+  /** TLS toward the backend (`--backend-tls`), never for passthrough. */
+  readonly upstreamTls: UpstreamTls | undefined
+}
+
+/** A pool in force, with the server names it serves (none for the default pool). */
+export interface RoutedPool {
+  readonly sni: ReadonlyArray<string> | undefined
+  readonly pool: Pool["Service"]
+}
+
+/** What putting a new configuration's routes in force changed. */
+export interface RoutesUpdate {
+  /** The default pool's membership changes. */
+  readonly backends: RegistryUpdate
+  /** Route pools created and closed (by their server names). */
+  readonly routesAdded: ReadonlyArray<string>
+  readonly routesRemoved: ReadonlyArray<string>
+}
+
+/** The front door, over the pools. */
 export class Routes extends Context.Service<Routes, {
-  /** The first route whose names match (exact names before wildcards); the top-level pool otherwise. */
-  readonly select: (serverName: string | undefined) => Effect.Effect<Target>
   /**
-   * Loads the certificates of `config` (failing on a file that cannot be used,
-   * with nothing changed) and puts its routes in force: route pools are
-   * rebuilt when the routes change, certificates are re-read every time.
+   * Reads what a client must show first (its ClientHello, when SNI routes
+   * are configured; nothing otherwise, without waiting), picks the pool,
+   * and completes the TLS handshake when terminating, within `timeoutMs`.
    */
-  readonly reload: (config: ProxyConfig) => Effect.Effect<void, TlsConfigError>
+  readonly enter: (socket: Net.Socket, timeoutMs: number) => Effect.Effect<Entry, ClientHelloError | HandshakeError>
+  /** The pools in force: the default one first, then each route's in the order of the configuration. */
+  readonly pools: Effect.Effect<ReadonlyArray<RoutedPool>>
+  /**
+   * Gets everything a new configuration needs ready (certificates loaded,
+   * names resolved, route pools built) without putting any of it in force,
+   * and returns the effect that does: a file that cannot be used fails here
+   * and changes nothing.
+   */
+  readonly prepare: (config: ProxyConfig) => Effect.Effect<Effect.Effect<RoutesUpdate>, TlsConfigError>
 }>()("effect-tcp-proxy/Routes") {}
-

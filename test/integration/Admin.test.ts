@@ -62,7 +62,8 @@ describe("admin endpoint", () => {
       assert.strictEqual(response.status, 200)
       assert.deepStrictEqual(JSON.parse(response.body), {
         backends: [{ address: backend.address, state: "HEALTHY", weight: 1, activeConnections: 1 }],
-        draining: false
+        draining: false,
+        routes: []
       })
       held.destroy()
       assert.strictEqual((yield* get(adminPort(proxy), "/nope")).status, 404)

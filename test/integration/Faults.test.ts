@@ -404,7 +404,7 @@ describe("faults", () => {
       assert.strictEqual(line.annotations.end, "rejected")
       assert.isUndefined(line.annotations.backend)
       const snapshot = yield* proxy.metrics.snapshot
-      assert.strictEqual(valueIn(snapshot, "tcp_proxy_connections_rejected_total"), 1, snapshot)
+      assert.strictEqual(valueIn(snapshot, `tcp_proxy_connections_rejected_total{reason="max_connections"}`), 1, snapshot)
       assert.strictEqual(valueIn(snapshot, `tcp_proxy_backend_connections_total{backend="${backend.address}"}`), 2)
 
       // The held connections were not disturbed.
@@ -416,7 +416,7 @@ describe("faults", () => {
       yield* metricReaches(proxy, "tcp_proxy_connections_active", 1)
       const reply = yield* exchange(proxy.port, "served again")
       assert.strictEqual(reply.data.toString(), "served again")
-      assert.strictEqual(valueIn(yield* proxy.metrics.snapshot, "tcp_proxy_connections_rejected_total"), 1)
+      assert.strictEqual(valueIn(yield* proxy.metrics.snapshot, `tcp_proxy_connections_rejected_total{reason="max_connections"}`), 1)
       yield* roundTrip(second, randomBytes(4096))
     }).pipe(Effect.provide(captureLogs(lines)))
   })

@@ -7,9 +7,10 @@ import { readdirSync } from "node:fs"
 import * as Net from "node:net"
 import { Context, Effect, Layer, Logger, Metric, Option, Result, Schedule } from "effect"
 import * as Config from "../../src/domain/Config.ts"
-import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
-import { AdminEndpoint, Listener } from "../../src/services/Listener.ts"
+import { AdminEndpoint } from "../../src/services/AdminEndpoint.ts"
+import { Listener } from "../../src/services/Listener.ts"
 import { Metrics } from "../../src/services/Metrics.ts"
+import { Pool } from "../../src/services/Pool.ts"
 import * as TcpProxy from "../../src/TcpProxy.ts"
 
 /** A backend server on 127.0.0.1 with an ephemeral port. */
@@ -183,7 +184,7 @@ export const startProxy = (config: Config.ProxyConfig, overrides: TcpProxy.Overr
       context,
       port: Context.get(context, Listener).address.port,
       adminPort: Option.map(Context.getOption(context, AdminEndpoint), (admin) => admin.address.port),
-      registry: Context.get(context, BackendRegistry),
+      registry: Context.get(context, Pool).registry,
       metrics: Context.get(context, Metrics)
     })
   )

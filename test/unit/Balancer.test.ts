@@ -1,27 +1,24 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Random } from "effect"
+import { powerOfTwoChoices } from "../../src/domain/balancing/Random.ts"
+import { type BackendView, load, weightedShuffle } from "../../src/domain/balancing/Strategy.ts"
 import { type Backend, type BalancerName, balancerNames } from "../../src/domain/Config.ts"
-import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
-import * as BalancerLive from "../../src/layers/balancers/BalancerLive.ts"
-import { powerOfTwoChoices } from "../../src/layers/balancers/Random.ts"
-import { load, weightedShuffle } from "../../src/layers/balancers/Strategy.ts"
-import { Balancer, type ClientInfo } from "../../src/services/Balancer.ts"
-import { BackendRegistry, type BackendStatus } from "../../src/services/BackendRegistry.ts"
-
-const backend = (host: string, port: number, weight = 1): Backend => ({ address: `${host}:${port}`, host, port, weight })
+import * as BalancerLive from "../../src/layers/BalancerLive.ts"
+import { Balancer, type ClientView } from "../../src/services/Balancer.ts"
+import { backend, connectionClosed, connectionOpened, registryOf, setState } from "./fixtures.ts"
 
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80)
 const c = backend("10.0.0.3", 80)
 const d = backend("10.0.0.4", 80, 2)
 const e = backend("10.0.0.5", 80, 5)
-const client: ClientInfo = { ip: "192.0.2.10", port: 50000 }
+const client: ClientView = { ip: "192.0.2.10", port: 50000 }
 /** A different client for each `i`, so that `hash` is exercised over many ring positions too. */
-const clientNo = (i: number): ClientInfo => ({ ip: `198.51.${(i >> 8) & 255}.${i & 255}`, port: 40000 + (i % 20000) })
+const clientNo = (i: number): ClientView => ({ ip: `198.51.${(i >> 8) & 255}.${i & 255}`, port: 40000 + (i % 20000) })
 
 /** A balancer over a real registry of `backends`, with the registry exposed to the test. */
 const env = (name: BalancerName, backends: ReadonlyArray<Backend>) =>
-  BalancerLive.make(name).pipe(Layer.provideMerge(BackendRegistryLive.layer(backends)))
+  BalancerLive.make(name).pipe(Layer.provideMerge(registryOf(backends)))
 
 /** Counts how often each address comes first over `rounds` picks. */
 const firstCounts = (rounds: number) =>
@@ -50,16 +47,15 @@ describe("BalancerLive", () => {
     describe(`${name} (every balancer)`, () => {
       it.effect("offers only HEALTHY backends", () =>
         Effect.gen(function*() {
-          const registry = yield* BackendRegistry
           const balancer = yield* Balancer
-          yield* registry.setState(b.address, "UNHEALTHY")
+          yield* setState(b.address, "UNHEALTHY")
           for (let i = 0; i < 200; i++) {
             const candidates = (yield* balancer.candidates(clientNo(i))).map((x) => x.address)
             assert.sameMembers(candidates, [a.address, c.address])
           }
-          yield* registry.setState(b.address, "HEALTHY")
-          yield* registry.setState(a.address, "UNHEALTHY")
-          yield* registry.setState(c.address, "UNHEALTHY")
+          yield* setState(b.address, "HEALTHY")
+          yield* setState(a.address, "UNHEALTHY")
+          yield* setState(c.address, "UNHEALTHY")
           for (let i = 0; i < 50; i++) {
             assert.deepStrictEqual((yield* balancer.candidates(clientNo(i))).map((x) => x.address), [b.address])
           }
@@ -67,20 +63,18 @@ describe("BalancerLive", () => {
 
       it.effect("offers nothing when no backend is HEALTHY", () =>
         Effect.gen(function*() {
-          const registry = yield* BackendRegistry
           const balancer = yield* Balancer
-          for (const x of [a, b, c]) yield* registry.setState(x.address, "UNHEALTHY")
+          for (const x of [a, b, c]) yield* setState(x.address, "UNHEALTHY")
           for (let i = 0; i < 20; i++) assert.deepStrictEqual(yield* balancer.candidates(clientNo(i)), [])
-          yield* registry.setState(c.address, "HEALTHY")
+          yield* setState(c.address, "HEALTHY")
           for (let i = 0; i < 20; i++) assert.deepStrictEqual(yield* balancer.candidates(clientNo(i)), [c])
         }).pipe(Random.withSeed(`none-${name}`), Effect.provide(env(name, [a, b, c]))))
 
       it.effect("lists every HEALTHY backend exactly once, so retries go to distinct backends", () =>
         Effect.gen(function*() {
-          const registry = yield* BackendRegistry
           const balancer = yield* Balancer
-          yield* registry.connectionOpened(b.address)
-          yield* registry.setState(c.address, "UNHEALTHY")
+          yield* connectionOpened(b.address)
+          yield* setState(c.address, "UNHEALTHY")
           const healthy = [a, b, d, e].map((x) => x.address)
           for (let i = 0; i < 300; i++) {
             const candidates = (yield* balancer.candidates(clientNo(i))).map((x) => x.address)
@@ -140,8 +134,7 @@ describe("BalancerLive", () => {
   describe("random", () => {
     it.effect("ignores load", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
-        for (let i = 0; i < 50; i++) yield* registry.connectionOpened(a.address)
+        for (let i = 0; i < 50; i++) yield* connectionOpened(a.address)
         const rounds = 3000
         const counts = yield* firstCounts(rounds)
         assertShare(share(counts, a.address, rounds), 1 / 3, a.address)
@@ -151,19 +144,18 @@ describe("BalancerLive", () => {
   describe("p2c", () => {
     it.effect("with two backends always puts the unloaded one first", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
         const balancer = yield* Balancer
-        for (let i = 0; i < 20; i++) yield* registry.connectionOpened(a.address)
+        for (let i = 0; i < 20; i++) yield* connectionOpened(a.address)
         for (let i = 0; i < 500; i++) {
           assert.deepStrictEqual((yield* balancer.candidates(client)).map((x) => x.address), [b.address, a.address])
         }
         // one connection is enough to lose the comparison
-        for (let i = 0; i < 19; i++) yield* registry.connectionClosed(a.address)
+        for (let i = 0; i < 19; i++) yield* connectionClosed(a.address)
         for (let i = 0; i < 100; i++) {
           assert.deepStrictEqual((yield* balancer.candidates(client)).map((x) => x.address), [b.address, a.address])
         }
         // and once both are idle again, either may come first
-        yield* registry.connectionClosed(a.address)
+        yield* connectionClosed(a.address)
         const rounds = 1000
         const counts = yield* firstCounts(rounds)
         assertShare(share(counts, a.address, rounds), 0.5, a.address)
@@ -171,8 +163,7 @@ describe("BalancerLive", () => {
 
     it.effect("with three backends puts the loaded one first far less often than a third of the time", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
-        for (let i = 0; i < 10; i++) yield* registry.connectionOpened(a.address)
+        for (let i = 0; i < 10; i++) yield* connectionOpened(a.address)
         const rounds = 3000
         const counts = yield* firstCounts(rounds)
         // it can only be first when drawn with a backend that is no less loaded, and both others are idle
@@ -183,9 +174,8 @@ describe("BalancerLive", () => {
 
     it.effect("compares two random picks, not all backends (unlike least-conn)", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
-        for (let i = 0; i < 10; i++) yield* registry.connectionOpened(a.address)
-        for (let i = 0; i < 5; i++) yield* registry.connectionOpened(b.address)
+        for (let i = 0; i < 10; i++) yield* connectionOpened(a.address)
+        for (let i = 0; i < 5; i++) yield* connectionOpened(b.address)
         const rounds = 3000
         const counts = yield* firstCounts(rounds)
         // pairs {a,c} and {b,c} go to c, pair {a,b} goes to b: b first a third of the time
@@ -196,18 +186,17 @@ describe("BalancerLive", () => {
 
     it.effect("compares active connections per unit of weight", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
         const balancer = yield* Balancer
         const heavy = backend("10.0.2.1", 80, 4)
         const light = backend("10.0.2.2", 80, 1)
         // heavy: 3 connections over weight 4 (0.75 each); light: 1 over weight 1 (1.0)
-        for (let i = 0; i < 3; i++) yield* registry.connectionOpened(heavy.address)
-        yield* registry.connectionOpened(light.address)
+        for (let i = 0; i < 3; i++) yield* connectionOpened(heavy.address)
+        yield* connectionOpened(light.address)
         for (let i = 0; i < 300; i++) {
           assert.deepStrictEqual((yield* balancer.candidates(client)).map((x) => x.address), [heavy.address, light.address])
         }
         // 5 over weight 4 (1.25) is more than 1 over weight 1: now light wins
-        for (let i = 0; i < 2; i++) yield* registry.connectionOpened(heavy.address)
+        for (let i = 0; i < 2; i++) yield* connectionOpened(heavy.address)
         for (let i = 0; i < 300; i++) {
           assert.deepStrictEqual((yield* balancer.candidates(client)).map((x) => x.address), [light.address, heavy.address])
         }
@@ -215,10 +204,9 @@ describe("BalancerLive", () => {
 
     it.effect("skips an UNHEALTHY idle backend in favour of a loaded healthy one", () =>
       Effect.gen(function*() {
-        const registry = yield* BackendRegistry
         const balancer = yield* Balancer
-        for (let i = 0; i < 10; i++) yield* registry.connectionOpened(a.address)
-        yield* registry.setState(b.address, "UNHEALTHY")
+        for (let i = 0; i < 10; i++) yield* connectionOpened(a.address)
+        yield* setState(b.address, "UNHEALTHY")
         for (let i = 0; i < 100; i++) {
           assert.deepStrictEqual((yield* balancer.candidates(client)).map((x) => x.address), [a.address])
         }
@@ -228,7 +216,12 @@ describe("BalancerLive", () => {
 
 /** Pure strategies, driven by a scripted uniform source. */
 describe("BalancerLive strategies", () => {
-  const status = (x: Backend, activeConnections = 0): BackendStatus => ({ backend: x, state: "HEALTHY", activeConnections })
+  const status = (x: Backend, activeConnections = 0): BackendView => ({
+    backend: x,
+    weight: x.weight,
+    activeConnections,
+    eligible: true
+  })
   const sequence = (values: ReadonlyArray<number>) => {
     let i = 0
     return () => {
@@ -237,7 +230,7 @@ describe("BalancerLive strategies", () => {
       return value ?? 0
     }
   }
-  const order = (statuses: ReadonlyArray<BackendStatus>) => statuses.map((s) => s.backend.address)
+  const order = (statuses: ReadonlyArray<BackendView>) => statuses.map((s) => s.backend.address)
 
   it("load is active connections per unit of weight", () => {
     assert.strictEqual(load(status(backend("h", 1, 4), 2)), 0.5)

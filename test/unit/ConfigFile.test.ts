@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, Result } from "effect"
 import * as Config from "../../src/domain/Config.ts"
+import * as ConfigSource from "../../src/cli/ConfigSource.ts"
 import * as ConfigFile from "../../src/domain/ConfigFile.ts"
 
 /** The parsed file, failing the test with the error's message when it was rejected. */
@@ -376,7 +377,7 @@ describe("ConfigFile.load", () => {
     const file = join(directory, "proxy.yaml")
     writeFileSync(file, "lb: hash\ntls-cert: proxy.pem\ntls-key: proxy.key\nbackends: [10.0.0.1:8000]\n")
     return Effect.gen(function*() {
-      const config = yield* ConfigFile.load(file)
+      const config = yield* ConfigSource.load(file)
       assert.strictEqual(config.balancer, "hash")
       assert.deepStrictEqual(config.backends, [backend("10.0.0.1:8000")])
       assert.deepStrictEqual(
@@ -389,7 +390,7 @@ describe("ConfigFile.load", () => {
   it.effect("fails with one line for a missing file", () =>
     Effect.gen(function*() {
       const file = join(tmpdir(), "config-file-missing", "proxy.json")
-      const error = yield* Effect.flip(ConfigFile.load(file))
+      const error = yield* Effect.flip(ConfigSource.load(file))
       assert.strictEqual(error._tag, "ConfigFileError")
       assert.strictEqual(error.message, `${file}: cannot read: no such file`)
     }))
@@ -399,7 +400,7 @@ describe("ConfigFile.load", () => {
     const file = join(directory, "proxy.json")
     writeFileSync(file, JSON.stringify({ retries: -2 }))
     return Effect.gen(function*() {
-      const error = yield* Effect.flip(ConfigFile.load(file))
+      const error = yield* Effect.flip(ConfigSource.load(file))
       assert.strictEqual(error.message, `${file}: at retries: expected a non-negative integer, got -2`)
     }).pipe(Effect.ensuring(Effect.sync(() => rmSync(directory, { recursive: true, force: true }))))
   })

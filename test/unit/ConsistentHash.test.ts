@@ -1,14 +1,21 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Random } from "effect"
+import { hash32, lookup, makeRing, maxPoints, pointsPerWeight, type Ring } from "../../src/domain/balancing/ConsistentHash.ts"
+import type { BackendView } from "../../src/domain/balancing/Strategy.ts"
 import type { Backend } from "../../src/domain/Config.ts"
-import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
-import * as BalancerLive from "../../src/layers/balancers/BalancerLive.ts"
-import { hash32, lookup, makeRing, maxPoints, pointsPerWeight, type Ring } from "../../src/layers/balancers/ConsistentHash.ts"
+import type { HealthState } from "../../src/domain/Health.ts"
+import * as BalancerLive from "../../src/layers/BalancerLive.ts"
 import { Balancer } from "../../src/services/Balancer.ts"
-import { BackendRegistry, type BackendStatus, type HealthState } from "../../src/services/BackendRegistry.ts"
+import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
+import { backend, registryOf, setState } from "./fixtures.ts"
 
-const backend = (host: string, port: number, weight = 1): Backend => ({ address: `${host}:${port}`, host, port, weight })
-const status = (x: Backend, state: HealthState = "HEALTHY"): BackendStatus => ({ backend: x, state, activeConnections: 0 })
+/** A backend as the ring sees it: eligible while HEALTHY. */
+const status = (x: Backend, state: HealthState = "HEALTHY"): BackendView => ({
+  backend: x,
+  weight: x.weight,
+  activeConnections: 0,
+  eligible: state === "HEALTHY"
+})
 
 /** Five equal backends. */
 const five = [1, 2, 3, 4, 5].map((i) => backend(`10.0.0.${i}`, 8080))
@@ -27,10 +34,10 @@ const scatteredIps = (() => {
 })()
 const keySets = { sequential: sequentialIps, scattered: scatteredIps }
 
-const addresses = (statuses: ReadonlyArray<BackendStatus>) => statuses.map((s) => s.backend.address)
+const addresses = (statuses: ReadonlyArray<BackendView>) => statuses.map((s) => s.backend.address)
 
 /** The first backend for each key: one pure lookup per key. */
-const firstOf = (ring: Ring, keys: ReadonlyArray<string>): Array<string> =>
+const firstOf = (ring: Ring<BackendView>, keys: ReadonlyArray<string>): Array<string> =>
   keys.map((key) => {
     const first = lookup(ring, key)[0]
     if (first === undefined) return assert.fail(`no backend for ${key}`)
@@ -199,7 +206,7 @@ describe("ConsistentHash (pure)", () => {
 
 /** A hash balancer over a real registry of `backends`, with the registry exposed to the test. */
 const env = (backends: ReadonlyArray<Backend>) =>
-  BalancerLive.make("hash").pipe(Layer.provideMerge(BackendRegistryLive.layer(backends)))
+  BalancerLive.make("hash").pipe(Layer.provideMerge(registryOf(backends)))
 
 /** The candidates (addresses) the balancer offers each of `ips`, from the given port. */
 const candidatesFor = (ips: ReadonlyArray<string>, port = 40000) =>
@@ -235,17 +242,16 @@ describe("hash balancer", () => {
 
   it.effect("keeps every mapping across a ring rebuild (a health change elsewhere, and back)", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       const ips = scatteredIps.slice(0, 5000)
       const before = yield* candidatesFor(ips)
       const other = five[4]?.address ?? ""
-      yield* registry.setState(other, "UNHEALTHY")
+      yield* setState(other, "UNHEALTHY")
       const during = yield* candidatesFor(ips)
       for (let i = 0; i < ips.length; i++) {
         const was = before[i] ?? []
         if (was[0] !== other) assert.strictEqual(during[i]?.[0], was[0], ips[i])
       }
-      yield* registry.setState(other, "HEALTHY")
+      yield* setState(other, "HEALTHY")
       assert.deepStrictEqual(yield* candidatesFor(ips), before)
     }).pipe(Effect.provide(env(five))))
 
@@ -261,13 +267,12 @@ describe("hash balancer", () => {
 
   it.effect("a backend turning UNHEALTHY moves only its clients, about 1/5, to their next backend; they return with it", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       const ips = sequentialIps
       const before = yield* candidatesFor(ips)
       for (const gone of five) {
-        yield* registry.setState(gone.address, "UNHEALTHY")
+        yield* setState(gone.address, "UNHEALTHY")
         assertMinimalMovement(before, yield* candidatesFor(ips), gone.address, five.length)
-        yield* registry.setState(gone.address, "HEALTHY")
+        yield* setState(gone.address, "HEALTHY")
         assert.deepStrictEqual(yield* candidatesFor(ips), before, `after ${gone.address} returned`)
       }
     }).pipe(Effect.provide(env(five))))
@@ -301,7 +306,6 @@ describe("hash balancer", () => {
 
   it.effect("when a client's backend is UNHEALTHY, the first candidate is the one that was second", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       const ip = "203.0.113.77"
       const [before] = yield* candidatesFor([ip])
       const [first, second, third, fourth, fifth] = before ?? []
@@ -312,15 +316,15 @@ describe("hash balancer", () => {
       // take its backends away one by one: each time the next on the ring steps up
       const ordered = [first, second, third, fourth, fifth]
       for (let i = 0; i < 4; i++) {
-        yield* registry.setState(ordered[i] ?? "", "UNHEALTHY")
+        yield* setState(ordered[i] ?? "", "UNHEALTHY")
         assert.deepStrictEqual(yield* candidatesFor([ip]), [ordered.slice(i + 1)])
       }
-      yield* registry.setState(fifth, "UNHEALTHY")
+      yield* setState(fifth, "UNHEALTHY")
       assert.deepStrictEqual(yield* candidatesFor([ip]), [[]])
       // whichever come back, they are offered in their ring order: its own backend first
-      yield* registry.setState(third, "HEALTHY")
+      yield* setState(third, "HEALTHY")
       assert.deepStrictEqual(yield* candidatesFor([ip]), [[third]])
-      yield* registry.setState(first, "HEALTHY")
+      yield* setState(first, "HEALTHY")
       assert.deepStrictEqual(yield* candidatesFor([ip]), [[first, third]])
     }).pipe(Effect.provide(env(five))))
 

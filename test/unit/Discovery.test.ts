@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Result } from "effect"
+import { Duration, Effect, Layer, Result, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import * as Config from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
@@ -7,8 +7,9 @@ import * as DiscoveryLive from "../../src/layers/DiscoveryLive.ts"
 import * as SettingsLive from "../../src/layers/SettingsLive.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
 import { Discovery } from "../../src/services/Discovery.ts"
+import { PoolSettings } from "../../src/services/Pool.ts"
 import { ResolveError, Resolver } from "../../src/services/Resolver.ts"
-import { Settings } from "../../src/services/Settings.ts"
+import { freshMetrics, poolSettings, setState } from "./fixtures.ts"
 
 const backend = (text: string, weight = 1) => Result.getOrThrow(Config.backend(text, weight))
 
@@ -31,8 +32,10 @@ const scripted = () => {
 
 const world = (backends: ReadonlyArray<Config.Backend>, resolver: Layer.Layer<Resolver>) =>
   DiscoveryLive.layer.pipe(
+    Layer.provideMerge(BackendRegistryLive.layer([])),
     Layer.provideMerge(Layer.mergeAll(
-      BackendRegistryLive.layer([]),
+      poolSettings(backends),
+      freshMetrics,
       SettingsLive.layer(Config.make({ backends, dnsRefresh: Duration.seconds(30) })),
       resolver
     ))
@@ -63,7 +66,7 @@ describe("DiscoveryLive", () => {
     dns.answers.set("echo.svc", ["10.0.0.1", "10.0.0.2"])
     return Effect.gen(function*() {
       const registry = yield* BackendRegistry
-      yield* registry.setState("10.0.0.1:9000", "UNHEALTHY")
+      yield* setState("10.0.0.1:9000", "UNHEALTHY")
       dns.answers.set("echo.svc", ["10.0.0.1", "10.0.0.3"])
       yield* TestClock.adjust("29 seconds")
       assert.deepStrictEqual((yield* listing).length, 2)
@@ -100,18 +103,25 @@ describe("DiscoveryLive", () => {
     }).pipe(Effect.provide(world([backend("late.svc:80")], dns.layer)))
   })
 
-  it.effect("refresh follows new settings (a reload): names dropped, weights changed", () => {
+  it.effect("a reload resolves the new backends first and applies them at once: names dropped, weights changed", () => {
     const dns = scripted()
     dns.answers.set("a.svc", ["10.0.1.1"])
     dns.answers.set("b.svc", ["10.0.2.1", "10.0.2.2"])
     return Effect.gen(function*() {
-      const settings = yield* Settings
       const discovery = yield* Discovery
-      yield* settings.update(Config.make({ backends: [backend("b.svc:80", 5)] }))
-      const update = yield* discovery.refresh
+      const next = [backend("b.svc:80", 5)]
+      const resolved = yield* discovery.resolve(next)
+      assert.deepStrictEqual(yield* listing, ["10.0.1.1:80 w1 <a.svc:80>", "10.0.2.1:80 w1 <b.svc:80>", "10.0.2.2:80 w1 <b.svc:80>"])
+      const update = yield* discovery.apply(resolved)
       assert.deepStrictEqual(update.removed, ["10.0.1.1:80"])
       assert.deepStrictEqual(update.reweighted, ["10.0.2.1:80", "10.0.2.2:80"])
       assert.deepStrictEqual(yield* listing, ["10.0.2.1:80 w5 <b.svc:80>", "10.0.2.2:80 w5 <b.svc:80>"])
+      // the periodic refresh follows the pool's new settings
+      yield* SubscriptionRef.update(yield* PoolSettings, (pool) => ({ ...pool, backends: next }))
+      dns.answers.set("a.svc", ["10.0.1.9"])
+      dns.answers.set("b.svc", ["10.0.2.3"])
+      yield* TestClock.adjust("30 seconds")
+      assert.deepStrictEqual(yield* listing, ["10.0.2.3:80 w5 <b.svc:80>"])
     }).pipe(Effect.provide(world([backend("a.svc:80"), backend("b.svc:80")], dns.layer)))
   })
 

@@ -1,18 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Logger, Metric } from "effect"
 import { TestClock } from "effect/testing"
-import * as Config from "../../src/domain/Config.ts"
 import type { Backend, HealthSettings } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
 import * as HealthMonitorLive from "../../src/layers/HealthMonitorLive.ts"
 import * as MetricsLive from "../../src/layers/MetricsLive.ts"
-import * as SettingsLive from "../../src/layers/SettingsLive.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
 import { HealthCheck, HealthCheckError } from "../../src/services/HealthCheck.ts"
-import { HealthMonitor } from "../../src/services/HealthMonitor.ts"
 import { Metrics } from "../../src/services/Metrics.ts"
-
-const backend = (host: string, port: number): Backend => ({ address: `${host}:${port}`, host, port, weight: 1 })
+import { PoolSettings } from "../../src/services/Pool.ts"
+import { backend, poolSettings, setState } from "./fixtures.ts"
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80)
 
@@ -33,7 +30,7 @@ const settings: HealthSettings = {
  */
 const makeWorld = (
   failing: ReadonlyArray<Backend> = [],
-  registry: Layer.Layer<BackendRegistry> = BackendRegistryLive.layer([a, b])
+  registry: Layer.Layer<BackendRegistry, never, PoolSettings | Metrics> = BackendRegistryLive.layer([a, b])
 ) => {
   const answers = new Map<string, boolean>(failing.map((target) => [target.address, false]))
   const calls = new Map<string, number>()
@@ -43,7 +40,7 @@ const makeWorld = (
       Effect.suspend(() => {
         calls.set(target.address, (calls.get(target.address) ?? 0) + 1)
         return answers.get(target.address) === false
-          ? Effect.fail(new HealthCheckError({ backend: target.address, cause: "scripted failure" }))
+          ? Effect.fail(new HealthCheckError({ backend: target.address, reason: "scripted failure", local: false }))
           : Effect.void
       })
   })
@@ -53,14 +50,14 @@ const makeWorld = (
     })
   ])
   const FreshMetricRegistry = Layer.sync(Metric.MetricRegistry, () => new Map())
-  const dependencies = Layer.mergeAll(
-    registry,
+  const shared = Layer.mergeAll(
     MetricsLive.layer.pipe(Layer.provide(FreshMetricRegistry)),
     ScriptedCheck,
-    SettingsLive.layer(Config.make({ backends: [a, b], health: settings }))
+    poolSettings([a, b], settings)
   )
   const layer = HealthMonitorLive.layer.pipe(
-    Layer.provideMerge(dependencies),
+    Layer.provideMerge(registry),
+    Layer.provideMerge(shared),
     Layer.provide(CapturedLogs)
   )
   return {
@@ -79,7 +76,7 @@ const nextRound = TestClock.adjust(settings.interval)
 
 const healthyAddresses = Effect.gen(function*() {
   const registry = yield* BackendRegistry
-  return (yield* registry.healthy).map((status) => status.backend.address)
+  return (yield* registry.selection).eligible.map((status) => status.backend.address)
 })
 
 const stateOf = (target: Backend) =>
@@ -109,7 +106,6 @@ describe("HealthMonitorLive", () => {
   it.effect("every backend starts HEALTHY, with its gauge at 1", () => {
     const world = makeWorld()
     return Effect.gen(function*() {
-      yield* HealthMonitor
       assert.strictEqual(yield* stateOf(a), "HEALTHY")
       assert.strictEqual(yield* stateOf(b), "HEALTHY")
       const values = yield* metricValues
@@ -227,7 +223,7 @@ describe("HealthMonitorLive", () => {
   it.effect("passive failures (report) count toward the unhealthy threshold", () => {
     const world = makeWorld([a])
     return Effect.gen(function*() {
-      const monitor = yield* HealthMonitor
+      const monitor = yield* BackendRegistry
       yield* settle // active failure 1
       yield* monitor.report(a.address, false) // passive failure 2
       assert.strictEqual(yield* stateOf(a), "HEALTHY")
@@ -245,7 +241,7 @@ describe("HealthMonitorLive", () => {
   it.effect("passive failures alone make a backend UNHEALTHY, and a success in between resets them", () => {
     const world = makeWorld()
     return Effect.gen(function*() {
-      const monitor = yield* HealthMonitor
+      const monitor = yield* BackendRegistry
       yield* settle // active success
       yield* monitor.report(b.address, false)
       yield* monitor.report(b.address, false)
@@ -282,7 +278,8 @@ describe("HealthMonitorLive", () => {
   it.effect("starts from the registry's state: a backend already UNHEALTHY recovers after healthyThreshold successes", () => {
     const alreadyDown = Layer.effect(
       BackendRegistry,
-      Effect.tap(BackendRegistryLive.make([a, b]), (registry) => registry.setState(a.address, "UNHEALTHY"))
+      Effect.tap(BackendRegistryLive.make([a, b]), (registry) =>
+        setState(a.address, "UNHEALTHY").pipe(Effect.provideService(BackendRegistry, registry)))
     )
     const world = makeWorld([], alreadyDown)
     return Effect.gen(function*() {

@@ -1,28 +1,25 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Random } from "effect"
+import { leastConn } from "../../src/domain/balancing/LeastConn.ts"
+import type { BackendView } from "../../src/domain/balancing/Strategy.ts"
 import type { Backend } from "../../src/domain/Config.ts"
-import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
-import * as BalancerLive from "../../src/layers/balancers/BalancerLive.ts"
-import { leastConn } from "../../src/layers/balancers/LeastConn.ts"
-import { Balancer, type ClientInfo } from "../../src/services/Balancer.ts"
-import { BackendRegistry, type BackendStatus } from "../../src/services/BackendRegistry.ts"
-
-const backend = (host: string, port: number, weight = 1): Backend => ({ address: `${host}:${port}`, host, port, weight })
+import * as BalancerLive from "../../src/layers/BalancerLive.ts"
+import { Balancer, type ClientView } from "../../src/services/Balancer.ts"
+import { backend, connectionClosed, connectionOpened, registryOf, setState } from "./fixtures.ts"
 
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80)
 const c = backend("10.0.0.3", 80)
-const client: ClientInfo = { ip: "192.0.2.10", port: 50000 }
+const client: ClientView = { ip: "192.0.2.10", port: 50000 }
 
 /** A least-conn balancer over a real registry of `backends`, with the registry exposed to the test. */
 const env = (backends: ReadonlyArray<Backend>) =>
-  BalancerLive.make("least-conn").pipe(Layer.provideMerge(BackendRegistryLive.layer(backends)))
+  BalancerLive.make("least-conn").pipe(Layer.provideMerge(registryOf(backends)))
 
 /** Opens `count` connections on `address`. */
 const open = (address: string, count: number) =>
   Effect.gen(function*() {
-    const registry = yield* BackendRegistry
-    for (let i = 0; i < count; i++) yield* registry.connectionOpened(address)
+    for (let i = 0; i < count; i++) yield* connectionOpened(address)
   })
 
 /** The candidates for a client, as addresses. */
@@ -59,13 +56,12 @@ describe("least-conn", () => {
 
   it.effect("follows the counts as connections open and close", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       yield* open(a.address, 1)
       yield* open(b.address, 1)
       // c is the only idle one
       for (let i = 0; i < 50; i++) assert.strictEqual((yield* candidates)[0], c.address)
       yield* open(c.address, 2)
-      yield* registry.connectionClosed(a.address)
+      yield* connectionClosed(a.address)
       // a: 0, b: 1, c: 2
       for (let i = 0; i < 50; i++) assert.deepStrictEqual(yield* candidates, [a.address, b.address, c.address])
     }).pipe(Random.withSeed("lc-follow"), Effect.provide(env([a, b, c]))))
@@ -165,18 +161,18 @@ describe("least-conn", () => {
 
   it.effect("skips an UNHEALTHY idle backend in favour of loaded healthy ones", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       yield* open(a.address, 7)
       yield* open(b.address, 3)
-      yield* registry.setState(c.address, "UNHEALTHY")
+      yield* setState(c.address, "UNHEALTHY")
       for (let i = 0; i < 100; i++) assert.deepStrictEqual(yield* candidates, [b.address, a.address])
     }).pipe(Random.withSeed("lc-unhealthy"), Effect.provide(env([a, b, c]))))
 
   it("the strategy reads the load it is given, in any input order", () => {
-    const status = (x: Backend, activeConnections: number): BackendStatus => ({
+    const status = (x: Backend, activeConnections: number): BackendView => ({
       backend: x,
-      state: "HEALTHY",
-      activeConnections
+      weight: x.weight,
+      activeConnections,
+      eligible: true
     })
     const statuses = [status(a, 5), status(b, 0), status(c, 2)]
     const strategy = leastConn()
@@ -185,7 +181,7 @@ describe("least-conn", () => {
     let next = 0
     const uniform = () => draws[next++ % draws.length] ?? 0
     for (let i = 0; i < 12; i++) {
-      const order = strategy.order(statuses, { all: statuses, client, uniform }).map((s) => s.backend.address)
+      const order = strategy.order(statuses, { members: statuses, generation: 0, client, uniform }).map((s) => s.backend.address)
       assert.deepStrictEqual(order, [b.address, c.address, a.address])
     }
   })

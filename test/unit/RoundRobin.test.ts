@@ -1,12 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Backend } from "../../src/domain/Config.ts"
-import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
-import * as BalancerLive from "../../src/layers/balancers/BalancerLive.ts"
+import * as BalancerLive from "../../src/layers/BalancerLive.ts"
 import { Balancer } from "../../src/services/Balancer.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
-
-const backend = (host: string, port: number, weight = 1): Backend => ({ address: `${host}:${port}`, host, port, weight })
+import { backend, registryOf, setState } from "./fixtures.ts"
 
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80)
@@ -14,7 +12,7 @@ const c = backend("10.0.0.3", 80)
 
 /** A round-robin balancer over a real registry of `backends`, with the registry exposed to the test. */
 const env = (backends: ReadonlyArray<Backend>) =>
-  BalancerLive.make("round-robin").pipe(Layer.provideMerge(BackendRegistryLive.layer(backends)))
+  BalancerLive.make("round-robin").pipe(Layer.provideMerge(registryOf(backends)))
 
 /** The whole candidate lists of the next `count` picks, as addresses. */
 const nextCandidates = (count: number) =>
@@ -100,13 +98,12 @@ describe("round-robin", () => {
 
   it.effect("skips an UNHEALTHY backend and rotates among the rest, then takes it back", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
       assert.deepStrictEqual(yield* nextPicks(3), [a.address, b.address, c.address])
-      yield* registry.setState(b.address, "UNHEALTHY")
+      yield* setState(b.address, "UNHEALTHY")
       const without = yield* nextCandidates(10)
       assert.deepStrictEqual(without.map((list) => list[0]), repeat([a.address, c.address], 10))
       for (const list of without) assert.notInclude(list, b.address)
-      yield* registry.setState(b.address, "HEALTHY")
+      yield* setState(b.address, "HEALTHY")
       assert.deepStrictEqual(yield* nextPicks(9), repeat([a.address, b.address, c.address], 9))
     }).pipe(Effect.provide(env([a, b, c]))))
 
@@ -116,8 +113,7 @@ describe("round-robin", () => {
     const wc = backend("10.0.4.3", 80, 1)
     const wd = backend("10.0.4.4", 80, 1)
     return Effect.gen(function*() {
-      const registry = yield* BackendRegistry
-      yield* registry.setState(wc.address, "UNHEALTHY")
+      yield* setState(wc.address, "UNHEALTHY")
       const picks = yield* nextPicks(300)
       for (const x of [wa, wb, wd]) assert.strictEqual(picks.filter((p) => p === x.address).length, 100, x.address)
       assert.notInclude(picks, wc.address)
@@ -141,9 +137,8 @@ describe("round-robin", () => {
 
   it.effect("with a single HEALTHY backend always offers it alone", () =>
     Effect.gen(function*() {
-      const registry = yield* BackendRegistry
-      yield* registry.setState(a.address, "UNHEALTHY")
-      yield* registry.setState(c.address, "UNHEALTHY")
+      yield* setState(a.address, "UNHEALTHY")
+      yield* setState(c.address, "UNHEALTHY")
       assert.deepStrictEqual(yield* nextCandidates(5), repeat([[b.address]], 5))
     }).pipe(Effect.provide(env([a, b, c]))))
 

@@ -1,16 +1,16 @@
 /**
  * `hash`: consistent hashing of the client IP on a ring of virtual nodes.
- * Each backend owns points of the ring in proportion to its weight (1000 per
- * unit of weight, scaled down to at most {@link maxPoints} in all); a client hashes to a
- * point and takes the first HEALTHY backend clockwise from it, then the next
- * distinct ones for retries. The ring holds every registered backend, healthy
- * or not, so a backend that turns UNHEALTHY moves only its own clients (to
- * the next backend on the ring) and gets them back when it returns.
+ * Each member owns points of the ring in proportion to its configured weight
+ * (1000 per unit of weight, scaled down to at most {@link maxPoints} in all);
+ * a client hashes to a point and takes the first eligible backend clockwise
+ * from it, then the next distinct ones for retries. The ring holds every
+ * member, eligible or not, so a backend that turns UNHEALTHY moves only its
+ * own clients (to the next backend on the ring) and gets them back when it
+ * returns. Slow start does not move anyone: the ring uses configured weights.
  *
  * @since 0.1.0
  */
-import type { BackendStatus } from "../../services/BackendRegistry.ts"
-import type { Strategy } from "./Strategy.ts"
+import type { BackendView, Strategy } from "./Strategy.ts"
 
 /** Points per unit of weight: enough for each backend's share to land within a few percent of its weight. */
 export const pointsPerWeight = 1000
@@ -34,20 +34,20 @@ export const hash32 = (text: string): number => {
 }
 
 /** A ring: sorted points and, for each point, the index of its backend in `backends`. */
-export interface Ring {
-  readonly backends: ReadonlyArray<BackendStatus>
+export interface Ring<V extends BackendView> {
+  readonly backends: ReadonlyArray<V>
   readonly points: Uint32Array
   readonly owners: Uint32Array
 }
 
 /** Builds the ring of `backends`. */
-export const makeRing = (backends: ReadonlyArray<BackendStatus>): Ring => {
+export const makeRing = <V extends BackendView>(backends: ReadonlyArray<V>): Ring<V> => {
   const entries: Array<readonly [point: number, owner: number]> = []
-  const totalWeight = backends.reduce((sum, status) => sum + status.backend.weight, 0)
+  const totalWeight = backends.reduce((sum, view) => sum + view.backend.weight, 0)
   const scale = Math.min(pointsPerWeight, maxPoints / Math.max(totalWeight, 1))
-  backends.forEach((status, owner) => {
-    const count = Math.max(1, Math.round(status.backend.weight * scale))
-    for (let i = 0; i < count; i++) entries.push([hash32(`${status.backend.address}#${i}`), owner])
+  backends.forEach((view, owner) => {
+    const count = Math.max(1, Math.round(view.backend.weight * scale))
+    for (let i = 0; i < count; i++) entries.push([hash32(`${view.backend.address}#${i}`), owner])
   })
   entries.sort((a, b) => a[0] - b[0] || a[1] - b[1])
   return {
@@ -69,10 +69,10 @@ const firstAtOrAfter = (points: Uint32Array, point: number): number => {
   return low === points.length ? 0 : low
 }
 
-/** The distinct HEALTHY backends clockwise from `key`'s point, first owner first. */
-export const lookup = (ring: Ring, key: string): Array<BackendStatus> => {
-  const found: Array<BackendStatus> = []
-  const { backends, points, owners } = ring
+/** The distinct eligible backends clockwise from `key`'s point, first owner first. */
+export const lookup = <V extends BackendView>(ring: Ring<V>, key: string): Array<V> => {
+  const found: Array<V> = []
+  const { backends, owners, points } = ring
   if (points.length === 0) return found
   const seen = new Uint8Array(backends.length)
   let distinct = 0
@@ -82,18 +82,22 @@ export const lookup = (ring: Ring, key: string): Array<BackendStatus> => {
     if (seen[owner] === 1) continue
     seen[owner] = 1
     distinct++
-    const status = backends[owner]!
-    if (status.state === "HEALTHY") found.push(status)
+    const view = backends[owner]!
+    if (view.eligible) found.push(view)
   }
   return found
 }
 
-/** A fresh `hash` balancer; it rebuilds its ring when the registry's membership or weights change. */
-export const consistentHash = (): Strategy => {
-  let ring: Ring | undefined
+/** A fresh `hash` strategy; it rebuilds its ring when the pool's generation changes. */
+export const consistentHash = <V extends BackendView>(): Strategy<V> => {
+  let ring: Ring<V> | undefined
+  let generation = -1
   return {
-    order: (_healthy, { all, client }) => {
-      if (ring === undefined || ring.backends !== all) ring = makeRing(all)
+    order: (_eligible, { client, generation: current, members }) => {
+      if (ring === undefined || generation !== current) {
+        ring = makeRing(members)
+        generation = current
+      }
       return lookup(ring, client.ip)
     }
   }

@@ -9,25 +9,10 @@ import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { Duplex } from "node:stream"
 import * as Tls from "node:tls"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as ClientHello from "../domain/ClientHello.ts"
 import type { CertificateFiles } from "../domain/Config.ts"
-import { TlsConfigError } from "../services/Routes.ts"
-
-/** A ClientHello that is malformed, truncated, too large or too slow. */
-export class ClientHelloError extends Data.TaggedError("ClientHelloError")<{ readonly reason: string }> {
-  override get message(): string {
-    return `bad ClientHello: ${this.reason}`
-  }
-}
-
-/** A TLS handshake that failed, with a client or with a backend. */
-export class HandshakeError extends Data.TaggedError("HandshakeError")<{ readonly reason: string }> {
-  override get message(): string {
-    return `TLS handshake failed: ${this.reason}`
-  }
-}
+import { ClientHelloError, HandshakeError, TlsConfigError } from "../services/Routes.ts"
 
 const readFile = (file: string) =>
   Effect.try({ try: () => readFileSync(file), catch: (cause) => new TlsConfigError({ file, cause }) })

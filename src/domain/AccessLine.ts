@@ -1,0 +1,50 @@
+/**
+ * The access log line, one per finished client connection (`connection
+ * closed`), formatted directly: it is written for every connection, so it
+ * skips the generic logger's work (annotations, per-value formatting).
+ *
+ * @since 0.1.0
+ */
+
+/** How a connection ended: the `end` field of its line. */
+export type EndWord =
+  | "done"
+  | "client_reset"
+  | "backend_reset"
+  | "idle_timeout"
+  | "dial_failed"
+  | "no_backend"
+  | "rejected"
+  | "denied"
+  | "protocol_error"
+  | "backend_down"
+  | "shutdown"
+
+/** The fields of one `connection closed` line, as SPEC.md names them. */
+export interface AccessEntry {
+  /** `IP:PORT` of the client (the one a received PROXY header carries, when one did). */
+  readonly client: string
+  /** `HOST:PORT` of the last backend dialled, when one was. */
+  readonly backend: string | undefined
+  readonly bytes_in: number
+  readonly bytes_out: number
+  readonly duration_ms: number
+  readonly end: EndWord
+}
+
+const bare = /^[^\s"=\\]*$/
+
+/** A string as logfmt shows it: bare when it can be, quoted otherwise. */
+export const logfmtString = (text: string): string => bare.test(text) ? text : JSON.stringify(text)
+
+/** The line in the text format, like the other lines: timestamp, level, fiber, message, then the fields. */
+export const text = (entry: AccessEntry, timestamp: string, fiber: number): string =>
+  `timestamp=${timestamp} level=INFO fiber=#${fiber} message="connection closed" client=${logfmtString(entry.client)}${
+    entry.backend === undefined ? "" : ` backend=${logfmtString(entry.backend)}`
+  } bytes_in=${entry.bytes_in} bytes_out=${entry.bytes_out} duration_ms=${entry.duration_ms} end=${entry.end}`
+
+/** The line as one JSON object, the fields at the top level. */
+export const json = (entry: AccessEntry, timestamp: string): string =>
+  `{"timestamp":"${timestamp}","level":"INFO","message":"connection closed","client":${JSON.stringify(entry.client)}${
+    entry.backend === undefined ? "" : `,"backend":${JSON.stringify(entry.backend)}`
+  },"bytes_in":${entry.bytes_in},"bytes_out":${entry.bytes_out},"duration_ms":${entry.duration_ms},"end":"${entry.end}"}`

@@ -1,0 +1,85 @@
+/**
+ * Moves bytes between a client and its backend with the sockets' own
+ * machinery: a `data` handler that writes to the other side and pauses on
+ * backpressure, `end` passed on as a half-close. No Effect code runs per
+ * chunk; the relay is one suspension of the connection's fiber.
+ *
+ * @since 0.1.0
+ */
+import type * as Net from "node:net"
+import * as Effect from "effect/Effect"
+import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
+
+/**
+ * Relays `from`'s bytes into `to`, reading only as fast as `to` takes them;
+ * `from`'s end becomes `to`'s, also when it came before the relay started (a
+ * client that sent FIN while its backend was being dialled). `from` may have
+ * been paused (a peek of its first bytes): it flows from now on.
+ */
+const forward = (from: Net.Socket, to: Net.Socket): void => {
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause()
+  })
+  to.on("drain", () => from.resume())
+  if (from.readableEnded) to.end()
+  else from.on("end", () => to.end())
+  from.resume()
+}
+
+/** The two ends of a relay: what carries the bytes on each side, and the TCP sockets under them. */
+export interface Ends {
+  /** The client side: the client socket, or the TLS session over it when terminating. */
+  readonly client: Net.Socket
+  /** The backend side: the backend socket, or the TLS session over it when re-encrypting. */
+  readonly backend: Net.Socket
+  /** The TCP sockets under them (the same sockets on the plain path): what a reset resets. */
+  readonly clientTcp: Net.Socket
+  readonly backendTcp: Net.Socket
+  /** Close both sides after this long without a byte either way; 0 for never. */
+  readonly idleTimeoutMs: number
+}
+
+/**
+ * Relays both ways until both sockets are closed. Half-close passes through
+ * (a FIN from one peer becomes a FIN to the other while the other direction
+ * keeps flowing); an error or reset on one side resets the other. Completes
+ * only when both sockets are fully closed, so none is left in CLOSE-WAIT.
+ * With an idle timeout, a connection that carries no byte either way for
+ * that long is closed on both sides: the client socket's own timer sees both
+ * directions, since every byte is either read from it or written to it.
+ * Interruption resets both sides, so each peer can tell its stream was cut.
+ */
+export const relay = (ends: Ends): Effect.Effect<void, RelayError> =>
+  Effect.callback<void, RelayError>((resume) => {
+    const { backend, backendTcp, client, clientTcp, idleTimeoutMs } = ends
+    let failure: RelayError | undefined
+    let open = 2
+    const onClose = () => {
+      if (--open === 0) resume(failure === undefined ? Effect.void : Effect.fail(failure))
+    }
+    const watch = (socket: Net.Socket, otherTcp: Net.Socket, fault: () => RelayError) => {
+      const onError = () => {
+        failure ??= fault()
+        otherTcp.resetAndDestroy()
+      }
+      if (socket.errored !== null) onError()
+      else socket.on("error", onError)
+      if (socket.closed) onClose()
+      else socket.on("close", onClose)
+    }
+    watch(client, backendTcp, () => new ClientReset())
+    watch(backend, clientTcp, () => new BackendReset())
+    if (idleTimeoutMs > 0) {
+      client.setTimeout(idleTimeoutMs, () => {
+        failure ??= new IdleTimeout()
+        client.destroy()
+        backend.destroy()
+      })
+    }
+    forward(client, backend)
+    forward(backend, client)
+    return Effect.sync(() => {
+      clientTcp.resetAndDestroy()
+      backendTcp.resetAndDestroy()
+    })
+  })
