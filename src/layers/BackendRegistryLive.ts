@@ -61,10 +61,10 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
   }
 
   /** Forgets a record that left and has no connection open any more; its series go. */
-  const dropIfGone = (entry: Entry): Effect.Effect<void> => {
-    if (entry.member || entry.activeConnections > 0 || entries.get(entry.backend.address) !== entry) return Effect.void
+  const dropIfGone = (entry: Entry): void => {
+    if (entry.member || entry.activeConnections > 0 || entries.get(entry.backend.address) !== entry) return
     entries.delete(entry.backend.address)
-    return metrics.untrackBackend(entry.backend.address, entry)
+    metrics.untrackBackend(entry.backend.address, entry)
   }
 
   const update = (next: ReadonlyArray<Backend>) =>
@@ -104,13 +104,15 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       const changed = happened.length > 0 || ordered.some((entry, i) => members[i] !== entry)
       members = ordered
       select(changed ? selection.generation + 1 : selection.generation)
+      for (const entry of joined) metrics.trackBackend(entry.backend.address, entry)
+      for (const entry of gone) dropIfGone(entry)
       const addresses = (tag: RegistryChange["_tag"]) =>
         happened.filter((change) => change._tag === tag).map((change) => change.backend.address)
-      return Effect.forEach(joined, (entry) => metrics.trackBackend(entry.backend.address, entry), { discard: true }).pipe(
-        Effect.andThen(Effect.forEach(gone, dropIfGone, { discard: true })),
-        Effect.andThen(PubSub.publishAll(changes, happened)),
-        Effect.as({ added: addresses("Added"), removed: addresses("Removed"), reweighted: addresses("Reweighted") })
-      )
+      return Effect.as(PubSub.publishAll(changes, happened), {
+        added: addresses("Added"),
+        removed: addresses("Removed"),
+        reweighted: addresses("Reweighted")
+      })
     })
 
   const report = (address: string, success: boolean) =>
@@ -132,29 +134,28 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       )
     })
 
-  const acquire = (address: string): Effect.Effect<Lease | undefined> =>
-    Effect.sync(() => {
-      const entry = entries.get(address)
-      if (entry === undefined) return undefined
-      entry.activeConnections++
-      let held = true
-      return {
-        backend: entry,
-        release: Effect.suspend(() => {
-          if (!held) return Effect.void
-          held = false
-          entry.activeConnections--
-          return dropIfGone(entry)
-        })
+  const acquire = (address: string): Lease | undefined => {
+    const entry = entries.get(address)
+    if (entry === undefined) return undefined
+    entry.activeConnections++
+    let held = true
+    return {
+      backend: entry,
+      release: () => {
+        if (!held) return
+        held = false
+        entry.activeConnections--
+        dropIfGone(entry)
       }
-    })
+    }
+  }
 
   yield* update(backends)
   // When the pool goes, its backends leave it: their series go as their last connections close.
   yield* Effect.addFinalizer(() => update([]))
   return BackendRegistry.of({
     all: Effect.sync(() => members),
-    selection: Effect.sync(() => selection),
+    selection: () => selection,
     update,
     report,
     acquire,

@@ -19,21 +19,29 @@ import { PoolSettings } from "../services/Pool.ts"
 const toBackend = (status: BackendStatus) => status.backend
 
 /** A balancer over the registry, with the strategy `current` gives at each pick. */
-const over = (registry: BackendRegistry["Service"], current: () => Strategy<BackendStatus>) =>
-  Balancer.of({
+const over = (registry: BackendRegistry["Service"], current: () => Strategy<BackendStatus>) => {
+  // The source of uniform numbers of the fiber's Random, made again only when that changes.
+  let random: Random.Random | undefined
+  let uniform = () => 0
+  return Balancer.of({
     candidates: (client: ClientView) =>
-      Effect.flatMap(registry.selection, (selection) =>
-        Effect.withFiber((fiber) => {
-          const random = fiber.getRef(Random.Random)
-          const ordered = current().order(selection.eligible, {
-            members: selection.members,
-            generation: selection.generation,
-            client,
-            uniform: () => random.nextDoubleUnsafe()
-          })
-          return Effect.succeed(ordered.map(toBackend))
-        }))
+      Effect.withFiber((fiber) => {
+        const selection = registry.selection()
+        const fiberRandom = fiber.getRef(Random.Random)
+        if (fiberRandom !== random) {
+          random = fiberRandom
+          uniform = () => fiberRandom.nextDoubleUnsafe()
+        }
+        const ordered = current().order(selection.eligible, {
+          members: selection.members,
+          generation: selection.generation,
+          client,
+          uniform
+        })
+        return Effect.succeed(ordered.map(toBackend))
+      })
   })
+}
 
 /** A balancer over the registry with the named strategy, whatever the settings say. */
 export const make = (name: BalancerName): Layer.Layer<Balancer, never, BackendRegistry> =>

@@ -51,7 +51,6 @@ const limitsOf = (config: ProxyConfig): Limits => ({
  */
 class ClientConnection implements ClientView {
   readonly started = performance.now()
-  readonly scope = Scope.makeUnsafe()
   entry: Entry | undefined = undefined
   upstream: Upstream | undefined = undefined
   #ip: string | undefined
@@ -114,75 +113,82 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     const accessLog = yield* AccessLog
     let limits = limitsOf(SubscriptionRef.getUnsafe(settings))
 
-    /** Everything up to the relay's end; fails with how the connection ended otherwise. */
-    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError> =>
-      Effect.flatMap(connections.open, (open): Effect.Effect<void, ConnectionError> => {
-        if (open >= conn.limits.config.maxConnections) return Effect.fail(new Rejected({ reason: "max_connections" }))
-        return Effect.flatMap(routes.enter(conn.socket, conn.limits.dialTimeoutMs), (entry) => {
-          conn.entry = entry
-          return Effect.flatMap(
-            Effect.provideService(entry.pool.connect(conn.request(entry)), Scope.Scope, conn.scope),
-            (upstream) => {
-              conn.upstream = upstream
-              return relay({
-                client: entry.downstream,
-                backend: upstream.socket,
-                clientTcp: conn.socket,
-                backendTcp: upstream.connection,
-                idleTimeoutMs: conn.limits.idleTimeoutMs
-              })
-            }
-          )
+    /** From a connected backend to the end of the relay. */
+    const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError, Scope.Scope> => {
+      conn.entry = entry
+      return Effect.flatMap(entry.pool.connect(conn.request(entry)), (upstream) => {
+        conn.upstream = upstream
+        return relay({
+          client: entry.downstream,
+          backend: upstream.socket,
+          clientTcp: conn.socket,
+          backendTcp: upstream.connection,
+          idleTimeoutMs: conn.limits.idleTimeoutMs
         })
       })
-
-    /** The warn line and the metrics of an ending that is the client's or the pool's problem. */
-    const report = (conn: ClientConnection, error: ConnectionError): Effect.Effect<void> => {
-      switch (error._tag) {
-        case "Rejected":
-          return metrics.connectionRejected(error.reason)
-        case "ClientHelloError":
-          return Effect.andThen(metrics.tlsFailed("client_hello"), warn(conn, error.message))
-        case "HandshakeError":
-          return Effect.andThen(metrics.tlsFailed("handshake"), warn(conn, error.message))
-        case "NoBackend":
-          return warn(conn, error.message)
-        default:
-          return Effect.void
-      }
     }
+
+    /** Everything up to the relay's end; fails with how the connection ended otherwise. */
+    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError, Scope.Scope> =>
+      Effect.suspend(() => {
+        metrics.connectionAccepted()
+        if (connections.open() >= conn.limits.config.maxConnections) {
+          return Effect.fail(new Rejected({ reason: "max_connections" }))
+        }
+        const entry = routes.direct(conn.socket)
+        return entry !== undefined
+          ? connectAndRelay(conn, entry)
+          : Effect.flatMap(routes.enter(conn.socket, conn.limits.dialTimeoutMs), (entered) => connectAndRelay(conn, entered))
+      })
+
     const warn = (conn: ClientConnection, message: string) =>
       Effect.logWarning(message).pipe(Effect.annotateLogs({ client: conn.peer }))
 
+    /** The metrics and the warn line of an ending that is the client's or the pool's problem. */
+    const report = (conn: ClientConnection, error: ConnectionError): Effect.Effect<void> | undefined => {
+      switch (error._tag) {
+        case "Rejected":
+          metrics.connectionRejected(error.reason)
+          return undefined
+        case "ClientHelloError":
+          metrics.tlsFailed("client_hello")
+          return warn(conn, error.message)
+        case "HandshakeError":
+          metrics.tlsFailed("handshake")
+          return warn(conn, error.message)
+        case "NoBackend":
+          return warn(conn, error.message)
+        default:
+          return undefined
+      }
+    }
+
     /** Closes what is left, and accounts for the connection once. */
     const finish = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
-      Effect.flatMap(Scope.close(conn.scope, exit), () => {
+      Effect.suspend(() => {
         const { socket } = conn
         conn.entry?.downstream.destroy()
         socket.destroy()
         const { ending, error } = endingOf(exit)
         const durationMs = performance.now() - conn.started
-        const closed = metrics.connectionClosed({
+        metrics.connectionClosed({
           bytesIn: socket.bytesRead,
           bytesOut: socket.bytesWritten,
           durationSeconds: durationMs / 1000,
           error: ending.error
         })
-        const reported = error === undefined ? closed : Effect.andThen(closed, report(conn, error))
-        if (!conn.limits.logsInfo) return reported
-        const backend = conn.upstream?.backend.backend.address ??
-          (error?._tag === "DialFailed" || error?._tag === "LocalResource" ? error.backend : undefined)
-        return Effect.andThen(
-          reported,
-          accessLog.write({
-            client: conn.peer,
-            backend,
-            bytes_in: socket.bytesRead,
-            bytes_out: socket.bytesWritten,
-            duration_ms: Math.round(durationMs),
-            end: ending.end
-          })
-        )
+        const reported = error === undefined ? undefined : report(conn, error)
+        if (!conn.limits.logsInfo) return reported ?? Effect.void
+        const logged = accessLog.write({
+          client: conn.peer,
+          backend: conn.upstream?.backend.backend.address ??
+            (error?._tag === "DialFailed" || error?._tag === "LocalResource" ? error.backend : undefined),
+          bytes_in: socket.bytesRead,
+          bytes_out: socket.bytesWritten,
+          duration_ms: Math.round(durationMs),
+          end: ending.end
+        })
+        return reported === undefined ? logged : Effect.andThen(reported, logged)
       })
 
     return Connection.of({
@@ -190,7 +196,8 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         const config = SubscriptionRef.getUnsafe(settings)
         if (config !== limits.config) limits = limitsOf(config)
         const conn = new ClientConnection(socket, limits)
-        return Effect.andThen(metrics.connectionAccepted, serve(conn)).pipe(
+        // The scope holds the backend connection (and its place in the backend's count) until the connection ends.
+        return Effect.scoped(serve(conn)).pipe(
           Effect.onExit((exit) => finish(conn, exit)),
           Effect.ignore
         )

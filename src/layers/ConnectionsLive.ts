@@ -22,7 +22,7 @@ export const layer: Layer.Layer<Connections, never, Metrics> = Layer.effect(
       runUnsafe: (connection) => {
         run(connection)
       },
-      open: Effect.sync(size),
+      open: size,
       awaitEmpty: FiberSet.awaitEmpty(set),
       interruptAll: FiberSet.clear(set)
     })

@@ -31,7 +31,10 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Me
     let interval = SubscriptionRef.getUnsafe(settings).health.interval
 
     const record = (backend: Backend, success: boolean) =>
-      Effect.andThen(metrics.healthChecked(backend.address, success), registry.report(backend.address, success))
+      Effect.suspend(() => {
+        metrics.healthChecked(backend.address, success)
+        return registry.report(backend.address, success)
+      })
 
     const checkOnce = (backend: Backend) =>
       Effect.suspend(() =>

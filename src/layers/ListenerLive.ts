@@ -60,7 +60,7 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
       Effect.gen(function*() {
         server.close()
         yield* draining.begin
-        const open = yield* connections.open
+        const open = connections.open()
         if (open > 0) {
           const { grace } = yield* SubscriptionRef.get(settings)
           yield* Effect.logInfo(`draining ${open} connection(s) for up to ${Duration.format(grace)}`)

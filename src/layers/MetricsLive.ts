@@ -168,64 +168,56 @@ export const make = (context: Context.Context<never>) => {
   const backends = new Map<string, BackendSeries>()
 
   return Metrics.of({
-    connectionAccepted: Effect.sync(() => {
+    connectionAccepted: () => {
       total.value++
-    }),
-    connectionRejected: (reason) =>
-      Effect.sync(() => {
-        rejected[reason].value++
-      }),
-    connectionClosed: (summary) =>
-      Effect.sync(() => {
-        bytesReceived.value += summary.bytesIn
-        bytesSent.value += summary.bytesOut
-        d.connectionDuration.updateUnsafe(summary.durationSeconds, context)
-        if (summary.error !== undefined) errors[summary.error].value++
-      }),
-    tlsFailed: (kind) =>
-      Effect.sync(() => {
-        tlsFailures[kind].value++
-      }),
+    },
+    connectionRejected: (reason) => {
+      rejected[reason].value++
+    },
+    connectionClosed: (summary) => {
+      bytesReceived.value += summary.bytesIn
+      bytesSent.value += summary.bytesOut
+      d.connectionDuration.updateUnsafe(summary.durationSeconds, context)
+      if (summary.error !== undefined) errors[summary.error].value++
+    },
+    tlsFailed: (kind) => {
+      tlsFailures[kind].value++
+    },
     trackConnections: (open) =>
       Effect.acquireRelease(
         Effect.sync(() => gaugeReading(d.connectionsActive, context, open)),
         (registered) => Effect.sync(() => registered.remove())
       ),
-    trackBackend: (address, gauges) =>
-      Effect.sync(() => {
-        let series = backends.get(address)
-        if (series === undefined) {
-          series = new BackendSeries(address, context)
-          backends.set(address, series)
-        }
-        series.holders.add(gauges)
-      }),
-    untrackBackend: (address, gauges) =>
-      Effect.sync(() => {
-        const series = backends.get(address)
-        if (series === undefined || !series.holders.delete(gauges) || series.holders.size > 0) return
-        backends.delete(address)
-        series.remove()
-      }),
-    dialed: (address, seconds, success) =>
-      Effect.sync(() => {
-        const series = backends.get(address)
-        if (series === undefined) return
-        ;(success ? series.connections : series.dialFailures).value++
-        series.connectDuration.updateUnsafe(seconds, context)
-      }),
-    transferred: (address, sent, received) =>
-      Effect.sync(() => {
-        const series = backends.get(address)
-        if (series === undefined) return
-        series.bytesSent.value += sent
-        series.bytesReceived.value += received
-      }),
-    healthChecked: (address, success) =>
-      Effect.sync(() => {
-        const series = backends.get(address)
-        if (series !== undefined) (success ? series.checkSuccess : series.checkFailure).value++
-      }),
+    trackBackend: (address, gauges) => {
+      let series = backends.get(address)
+      if (series === undefined) {
+        series = new BackendSeries(address, context)
+        backends.set(address, series)
+      }
+      series.holders.add(gauges)
+    },
+    untrackBackend: (address, gauges) => {
+      const series = backends.get(address)
+      if (series === undefined || !series.holders.delete(gauges) || series.holders.size > 0) return
+      backends.delete(address)
+      series.remove()
+    },
+    dialed: (address, seconds, success) => {
+      const series = backends.get(address)
+      if (series === undefined) return
+      ;(success ? series.connections : series.dialFailures).value++
+      series.connectDuration.updateUnsafe(seconds, context)
+    },
+    transferred: (address, sent, received) => {
+      const series = backends.get(address)
+      if (series === undefined) return
+      series.bytesSent.value += sent
+      series.bytesReceived.value += received
+    },
+    healthChecked: (address, success) => {
+      const series = backends.get(address)
+      if (series !== undefined) (success ? series.checkSuccess : series.checkFailure).value++
+    },
     snapshot: Effect.sync(() => Snapshot.render(Metric.snapshotUnsafe(context)))
   })
 }

@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend, PoolConfig } from "../domain/Config.ts"
 import { Balancer } from "../services/Balancer.ts"
@@ -63,10 +63,11 @@ const make = Effect.gen(function*() {
     seconds: number
   ): Effect.Effect<never, DialFailed | LocalResource> => {
     const address = backend.backend.address
+    metrics.dialed(address, seconds, false)
     if (local) {
-      return metrics.dialed(address, seconds, false).pipe(
-        Effect.andThen(Effect.logError(`dial ${address} failed: ${reason}`)),
-        Effect.andThen(Effect.fail(new LocalResource({ backend: address, code: reason })))
+      return Effect.andThen(
+        Effect.logError(`dial ${address} failed: ${reason}`),
+        Effect.fail(new LocalResource({ backend: address, code: reason }))
       )
     }
     const now = Date.now()
@@ -76,81 +77,87 @@ const make = Effect.gen(function*() {
       lastLogged.set(backend, now)
       return Effect.logWarning(`dial ${address} failed: ${reason}`)
     })
-    return metrics.dialed(address, seconds, false).pipe(
-      Effect.andThen(registry.report(address, false)),
+    return registry.report(address, false).pipe(
       Effect.andThen(log),
       Effect.andThen(Effect.fail(new DialFailed({ backend: address, reason })))
     )
   }
 
-  /** Dials one candidate: the lease is held from now until the scope closes (or the dial fails). */
-  const dialOne = (request: ConnectRequest, candidate: Backend): Effect.Effect<Upstream, ConnectError, Scope.Scope> =>
-    Effect.flatMap(registry.acquire(candidate.address), (lease): Effect.Effect<Upstream, ConnectError, Scope.Scope> => {
-      if (lease === undefined) return Effect.fail(noBackend)
-      const backend = lease.backend
-      const started = performance.now()
-      let upstream: Upstream | undefined
-      const close = Effect.suspend(() => {
-        if (upstream === undefined) return lease.release
+  /**
+   * Dials one candidate. Its active count is held from now until `scope`
+   * closes (or the dial fails); closing the scope also closes the backend
+   * connection and adds its bytes to the backend's counters.
+   */
+  const dialOne = (
+    request: ConnectRequest,
+    candidate: Backend,
+    scope: Scope.Scope
+  ): Effect.Effect<Upstream, ConnectError> => {
+    const lease = registry.acquire(candidate.address)
+    if (lease === undefined) return Effect.fail(noBackend)
+    const backend = lease.backend
+    const started = performance.now()
+    let upstream: Upstream | undefined
+    const close = Effect.sync(() => {
+      if (upstream !== undefined) {
         const { connection, socket } = upstream
         socket.destroy()
         connection.destroy()
-        return Effect.andThen(
-          metrics.transferred(backend.backend.address, connection.bytesWritten, connection.bytesRead),
-          lease.release
-        )
-      })
-      const connected = Effect.flatMap(dialer.dial(backend.backend, request.dialTimeoutMs), (connection) => {
-        if (request.preamble !== undefined) connection.write(request.preamble)
-        if (request.tls === undefined) {
-          upstream = { backend, connection, socket: connection }
-          return Effect.succeed(upstream)
-        }
-        return Effect.map(
-          Effect.onError(request.tls.originate(connection, backend.backend, request.dialTimeoutMs), () =>
-            Effect.sync(() => connection.destroy())),
-          (socket) => (upstream = { backend, connection, socket })
-        )
-      })
-      return Effect.addFinalizer(() => close).pipe(
-        Effect.andThen(connected),
-        Effect.matchEffect({
-          onSuccess: (connectedTo) =>
-            Effect.as(metrics.dialed(backend.backend.address, (performance.now() - started) / 1000, true), connectedTo),
-          onFailure: (error) =>
-            Effect.andThen(
-              lease.release,
-              failed(
-                backend,
-                error._tag === "DialError" ? error.message : error.reason,
-                error._tag === "DialError" && error.reason === "local",
-                (performance.now() - started) / 1000
-              )
-            )
-        })
+        metrics.transferred(candidate.address, connection.bytesWritten, connection.bytesRead)
+      }
+      lease.release()
+    })
+    const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs), (connection) => {
+      if (request.preamble !== undefined) connection.write(request.preamble)
+      if (request.tls === undefined) return Effect.succeed(upstream = { backend, connection, socket: connection })
+      return Effect.map(
+        Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
+          Effect.sync(() => connection.destroy())),
+        (socket) => (upstream = { backend, connection, socket })
       )
     })
+    return Effect.andThen(
+      Scope.addFinalizer(scope, close),
+      Effect.matchEffect(connected, {
+        onSuccess: (connectedTo) => {
+          metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
+          return Effect.succeed(connectedTo)
+        },
+        onFailure: (error) => {
+          lease.release()
+          return failed(
+            backend,
+            error._tag === "DialError" ? error.message : error.reason,
+            error._tag === "DialError" && error.reason === "local",
+            (performance.now() - started) / 1000
+          )
+        }
+      })
+    )
+  }
 
   /** Dials the candidates from `index` on until one connects; a local failure stops the retries. */
   const attempt = (
     request: ConnectRequest,
     candidates: ReadonlyArray<Backend>,
     index: number,
-    attempts: number
-  ): Effect.Effect<Upstream, ConnectError, Scope.Scope> =>
+    attempts: number,
+    scope: Scope.Scope
+  ): Effect.Effect<Upstream, ConnectError> =>
     Effect.catchTag(
-      dialOne(request, candidates[index]!),
+      dialOne(request, candidates[index]!, scope),
       "DialFailed",
-      (error) => index + 1 < attempts ? attempt(request, candidates, index + 1, attempts) : Effect.fail(error)
+      (error) => index + 1 < attempts ? attempt(request, candidates, index + 1, attempts, scope) : Effect.fail(error)
     )
 
   return Pool.of({
     registry,
     connect: (request) =>
-      Effect.flatMap(balancer.candidates(request.client), (candidates) =>
-        candidates.length === 0
-          ? Effect.fail(noBackend)
-          : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1))),
+      Effect.flatMap(Effect.scope, (scope) =>
+        Effect.flatMap(balancer.candidates(request.client), (candidates) =>
+          candidates.length === 0
+            ? Effect.fail(noBackend)
+            : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1), scope))),
     prepare: (config) => Effect.map(discovery.resolve(config.backends), (backends) => ({ config, backends })),
     commit: (prepared) =>
       Effect.andThen(SubscriptionRef.set(settings, prepared.config), discovery.apply(prepared.backends))

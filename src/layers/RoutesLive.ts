@@ -54,12 +54,19 @@ interface Installed {
   readonly scope: Scope.Closeable
 }
 
-/** What `enter` works from, replaced as a whole by a reload. */
-interface Front {
-  readonly routes: ReadonlyArray<{ readonly sni: ReadonlyArray<string>; readonly target: Target }>
-  readonly fallback: Target
-  readonly tls: TlsModule | undefined
-}
+/**
+ * What the front door does, replaced as a whole by a reload: nothing
+ * (`Direct`: every connection goes to the default pool as it is), or read
+ * and route TLS.
+ */
+type Front =
+  | { readonly _tag: "Direct"; readonly target: Target }
+  | {
+    readonly _tag: "Tls"
+    readonly routes: ReadonlyArray<{ readonly sni: ReadonlyArray<string>; readonly target: Target }>
+    readonly fallback: Target
+    readonly tls: TlsModule
+  }
 
 /** Whether a configuration needs the TLS code at all. */
 const needsTls = (config: Config.ProxyConfig): boolean =>
@@ -76,11 +83,7 @@ export const layer = (
       const settings = yield* Settings
       const shared = yield* Effect.context<Settings | Metrics | Dialer | HealthCheck | Resolver>()
       let installed: ReadonlyArray<Installed> = []
-      let front: Front = {
-        routes: [],
-        fallback: { mode: "plain", pool: defaultPool, upstreamTls: undefined },
-        tls: undefined
-      }
+      let front: Front = { _tag: "Direct", target: { mode: "plain", pool: defaultPool, upstreamTls: undefined } }
 
       const buildPool = (config: Config.PoolConfig) =>
         Effect.gen(function*() {
@@ -143,18 +146,22 @@ export const layer = (
               : yield* defaultPool.commit(defaultPrepared)
             for (const step of plan) if (step.prepared !== undefined) yield* step.installed.pool.commit(step.prepared)
             installed = plan.map((step) => step.installed)
-            front = {
-              routes: config.routes.flatMap((route, i) => {
-                const pool = plan[i]?.installed.pool
-                return pool === undefined ? [] : [{ sni: route.sni, target: target(route.mode, pool, contexts[i]) }]
-              }),
-              fallback: target(
-                top !== undefined ? "terminate" : config.routes.length > 0 ? "passthrough" : "plain",
-                defaultPool,
-                top
-              ),
-              tls
-            }
+            const fallback = target(
+              top !== undefined ? "terminate" : config.routes.length > 0 ? "passthrough" : "plain",
+              defaultPool,
+              top
+            )
+            front = tls === undefined || (config.routes.length === 0 && fallback.mode !== "terminate")
+              ? { _tag: "Direct", target: fallback }
+              : {
+                _tag: "Tls",
+                routes: config.routes.flatMap((route, i) => {
+                  const pool = plan[i]?.installed.pool
+                  return pool === undefined ? [] : [{ sni: route.sni, target: target(route.mode, pool, contexts[i]) }]
+                }),
+                fallback,
+                tls
+              }
             yield* closeAll(unused)
             return { backends, routesAdded: added, routesRemoved: unused.map((route) => route.sni.join(",")) }
           })
@@ -164,11 +171,20 @@ export const layer = (
       yield* Effect.flatten(prepareWith(yield* SubscriptionRef.get(settings), false))
       yield* Effect.addFinalizer(() => closeAll(installed))
 
+      /** The entry of a connection that goes to `target` as it is, its TLS (if any) passed through. */
+      const as = (target: Target, socket: Net.Socket, replay: Buffer | undefined): Entry => ({
+        pool: target.pool,
+        downstream: socket,
+        replay,
+        upstreamTls: target.upstreamTls
+      })
+
+      const direct = (socket: Net.Socket): Entry | undefined =>
+        front._tag === "Direct" ? as(front.target, socket, undefined) : undefined
+
       const enter = (socket: Net.Socket, timeoutMs: number) => {
+        if (front._tag === "Direct") return Effect.succeed(as(front.target, socket, undefined))
         const { fallback, routes, tls } = front
-        if (tls === undefined || (routes.length === 0 && fallback.mode !== "terminate")) {
-          return Effect.succeed<Entry>({ pool: fallback.pool, downstream: socket, replay: undefined, upstreamTls: fallback.upstreamTls })
-        }
         const terminate = (target: Extract<Target, { mode: "terminate" }>, prefix: Buffer | undefined) =>
           Effect.map(
             tls.terminate(socket, prefix, target.context, timeoutMs),
@@ -179,12 +195,13 @@ export const layer = (
           const target = ClientHello.selectRoute(routes, hello.serverName)?.target ?? fallback
           return target.mode === "terminate"
             ? terminate(target, hello.prefix)
-            : Effect.succeed<Entry>({ pool: target.pool, downstream: socket, replay: hello.prefix, upstreamTls: target.upstreamTls })
+            : Effect.succeed(as(target, socket, hello.prefix))
         })
       }
 
       return Routes.of({
         enter,
+        direct,
         pools: Effect.sync((): ReadonlyArray<RoutedPool> => [
           { sni: undefined, pool: defaultPool },
           ...installed.map((route) => ({ sni: route.sni, pool: route.pool }))

@@ -66,16 +66,20 @@ export interface RegistryUpdate {
 /** One connection's place in a backend's active count, held from the start of its dial. */
 export interface Lease {
   readonly backend: BackendStatus
-  /** Gives the place back; the second and later calls do nothing. */
-  readonly release: Effect.Effect<void>
+  /** Gives the place back; the second and later calls do nothing. Synchronous. */
+  readonly release: () => void
 }
 
-/** The registry of one pool. */
+/**
+ * The registry of one pool. What a connection reads or takes on its way
+ * (`selection`, `acquire`) is synchronous: it happens on every connection and
+ * cannot fail.
+ */
 export class BackendRegistry extends Context.Service<BackendRegistry, {
   /** Every member, in the order they were given. */
   readonly all: Effect.Effect<ReadonlyArray<BackendStatus>>
-  /** The members and the ones that may be picked now. */
-  readonly selection: Effect.Effect<Selection>
+  /** The members and the ones that may be picked now (the same object until something changes). */
+  readonly selection: () => Selection
   /**
    * Replaces the membership: new addresses are added (HEALTHY), missing ones
    * leave, changed weights apply. Members that stay keep their health state,
@@ -92,7 +96,7 @@ export class BackendRegistry extends Context.Service<BackendRegistry, {
    */
   readonly report: (address: string, success: boolean) => Effect.Effect<void>
   /** Counts one more active connection on a member, until the lease is released; undefined for an unknown address. */
-  readonly acquire: (address: string) => Effect.Effect<Lease | undefined>
+  readonly acquire: (address: string) => Lease | undefined
   /**
    * Subscribes to changes: the stream delivers every change made after the
    * subscription, so subscribe first and then read `all` to miss none.

@@ -12,8 +12,8 @@ import type * as Effect from "effect/Effect"
 export class Connections extends Context.Service<Connections, {
   /** Starts serving a connection in a fiber of its own, at once (from a socket callback). */
   readonly runUnsafe: (connection: Effect.Effect<void>) => void
-  /** How many connections are open now. */
-  readonly open: Effect.Effect<number>
+  /** How many connections are open now (synchronous: read by every new connection). */
+  readonly open: () => number
   /** Completes once no connection is open. */
   readonly awaitEmpty: Effect.Effect<void>
   /** Interrupts every open connection (which closes its sockets) and waits for them to finish. */

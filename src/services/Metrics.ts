@@ -2,7 +2,9 @@
  * The proxy's metrics, with the names and labels SPEC.md lists. Counters are
  * updated once per event (bytes when a connection closes, never per chunk);
  * gauges are not updated at all: they read their owners (the open
- * connections, each backend's record) when the metrics are read.
+ * connections, each backend's record) when the metrics are read. Updates are
+ * plain synchronous calls: they are made on every connection, cannot fail,
+ * and cost an addition each.
  *
  * @since 0.1.0
  */
@@ -38,13 +40,13 @@ export interface BackendGauges {
 /** Records the proxy's metrics and renders the SIGUSR1 snapshot. */
 export class Metrics extends Context.Service<Metrics, {
   /** A client connection was accepted. */
-  readonly connectionAccepted: Effect.Effect<void>
+  readonly connectionAccepted: () => void
   /** A client connection was refused at once. */
-  readonly connectionRejected: (reason: RejectReason) => Effect.Effect<void>
+  readonly connectionRejected: (reason: RejectReason) => void
   /** A client connection finished. */
-  readonly connectionClosed: (summary: ConnectionSummary) => Effect.Effect<void>
+  readonly connectionClosed: (summary: ConnectionSummary) => void
   /** A ClientHello could not be read, or a TLS handshake failed. */
-  readonly tlsFailed: (kind: TlsFailureKind) => Effect.Effect<void>
+  readonly tlsFailed: (kind: TlsFailureKind) => void
   /** `tcp_proxy_connections_active` reads `open` while the scope is open. */
   readonly trackConnections: (open: () => number) => Effect.Effect<void, never, Scope.Scope>
   /**
@@ -53,15 +55,15 @@ export class Metrics extends Context.Service<Metrics, {
    * active connections add up, it counts as healthy only when healthy in
    * every pool.
    */
-  readonly trackBackend: (address: string, gauges: BackendGauges) => Effect.Effect<void>
+  readonly trackBackend: (address: string, gauges: BackendGauges) => void
   /** A pool no longer holds the record; once no pool does, the backend's series go. */
-  readonly untrackBackend: (address: string, gauges: BackendGauges) => Effect.Effect<void>
+  readonly untrackBackend: (address: string, gauges: BackendGauges) => void
   /** A dial of a real connection to a backend finished after `seconds`. */
-  readonly dialed: (address: string, seconds: number, success: boolean) => Effect.Effect<void>
+  readonly dialed: (address: string, seconds: number, success: boolean) => void
   /** A backend connection closed after carrying these bytes. */
-  readonly transferred: (address: string, sent: number, received: number) => Effect.Effect<void>
+  readonly transferred: (address: string, sent: number, received: number) => void
   /** An active health check finished. */
-  readonly healthChecked: (address: string, success: boolean) => Effect.Effect<void>
+  readonly healthChecked: (address: string, success: boolean) => void
   /** Every series as sorted `name{labels}: value` lines (the SIGUSR1 snapshot). */
   readonly snapshot: Effect.Effect<string>
 }>()("effect-tcp-proxy/Metrics") {}

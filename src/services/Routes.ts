@@ -73,6 +73,12 @@ export class Routes extends Context.Service<Routes, {
    * and completes the TLS handshake when terminating, within `timeoutMs`.
    */
   readonly enter: (socket: Net.Socket, timeoutMs: number) => Effect.Effect<Entry, ClientHelloError | HandshakeError>
+  /**
+   * The entry of a client connection when the front door has nothing to
+   * read or complete (no TLS termination, no SNI routes), at once; undefined
+   * when `enter` is needed.
+   */
+  readonly direct: (socket: Net.Socket) => Entry | undefined
   /** The pools in force: the default one first, then each route's in the order of the configuration. */
   readonly pools: Effect.Effect<ReadonlyArray<RoutedPool>>
   /**

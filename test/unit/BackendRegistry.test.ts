@@ -26,9 +26,7 @@ const statusOf = (address: string) =>
   })
 const activeOf = (address: string) => Effect.map(statusOf(address), (status) => status.activeConnections)
 const stateOf = (address: string) => Effect.map(statusOf(address), (status) => status.state)
-const eligible = BackendRegistry.use((registry) =>
-  Effect.map(registry.selection, (selection) => addresses(selection.eligible))
-)
+const eligible = BackendRegistry.useSync((registry) => addresses(registry.selection().eligible))
 
 describe("BackendRegistryLive", () => {
   it.effect("holds every backend in the order given, HEALTHY, idle and eligible", () =>
@@ -107,11 +105,11 @@ describe("BackendRegistryLive", () => {
       yield* connectionClosed(b.address)
       assert.strictEqual(yield* activeOf(a.address), 2)
       assert.strictEqual(yield* activeOf(b.address), 0)
-      const lease = yield* registry.acquire(c.address)
+      const lease = registry.acquire(c.address)
       if (lease === undefined) return assert.fail("no lease")
       assert.strictEqual(lease.backend.backend, c)
-      yield* lease.release
-      yield* lease.release
+      lease.release()
+      lease.release()
       assert.strictEqual(yield* activeOf(c.address), 0)
     }).pipe(Effect.provide(Registry())))
 
@@ -122,14 +120,14 @@ describe("BackendRegistryLive", () => {
       yield* connectionOpened(c.address)
       yield* setState(c.address, "UNHEALTHY")
       yield* setState(c.address, "HEALTHY")
-      const status = (yield* registry.selection).eligible.find((s) => s.backend.address === c.address)
+      const status = registry.selection().eligible.find((s) => s.backend.address === c.address)
       assert.strictEqual(status?.activeConnections, 2)
     }).pipe(Effect.provide(Registry())))
 
   it.effect("no lease on an unknown address", () =>
     Effect.gen(function*() {
       const registry = yield* BackendRegistry
-      assert.isUndefined(yield* registry.acquire("10.9.9.9:80"))
+      assert.isUndefined(registry.acquire("10.9.9.9:80"))
       const all = yield* registry.all
       assert.deepStrictEqual(all.map((s) => s.activeConnections), [0, 0, 0])
       assert.strictEqual(all.length, 3)
@@ -165,7 +163,7 @@ describe("BackendRegistryLive", () => {
   it.effect("the generation changes with membership and weights, not with health", () =>
     Effect.gen(function*() {
       const registry = yield* BackendRegistry
-      const generation = Effect.map(registry.selection, (selection) => selection.generation)
+      const generation = Effect.sync(() => registry.selection().generation)
       const start = yield* generation
       yield* setState(a.address, "UNHEALTHY")
       yield* connectionOpened(b.address)

@@ -76,7 +76,7 @@ const nextRound = TestClock.adjust(settings.interval)
 
 const healthyAddresses = Effect.gen(function*() {
   const registry = yield* BackendRegistry
-  return (yield* registry.selection).eligible.map((status) => status.backend.address)
+  return registry.selection().eligible.map((status) => status.backend.address)
 })
 
 const stateOf = (target: Backend) =>

@@ -54,7 +54,7 @@ const leases = new WeakMap<object, Map<string, Array<Lease>>>()
 export const connectionOpened = (address: string) =>
   Effect.gen(function*() {
     const registry = yield* BackendRegistry
-    const lease = yield* registry.acquire(address)
+    const lease = registry.acquire(address)
     if (lease === undefined) return
     const held = leases.get(registry) ?? new Map<string, Array<Lease>>()
     leases.set(registry, held)
@@ -66,5 +66,5 @@ export const connectionClosed = (address: string) =>
   Effect.gen(function*() {
     const registry = yield* BackendRegistry
     const lease = leases.get(registry)?.get(address)?.pop()
-    if (lease !== undefined) yield* lease.release
+    if (lease !== undefined) lease.release()
   })
