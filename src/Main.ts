@@ -27,7 +27,7 @@ import * as ConfigSource from "./cli/ConfigSource.ts"
 import * as Flags from "./cli/Flags.ts"
 import * as Reload from "./cli/Reload.ts"
 import { listen, nextStop } from "./cli/Signals.ts"
-import * as ConfigFile from "./domain/ConfigFile.ts"
+import { ConfigFileError } from "./domain/ConfigFileError.ts"
 import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
 import { AdminListenError } from "./services/AdminEndpoint.ts"
@@ -79,7 +79,7 @@ const cliLayer = Layer.mergeAll(
 
 /** Errors a user can fix, reported as one line. */
 const isUserError = (error: unknown): error is { readonly message: string } =>
-  error instanceof Flags.ConfigError || error instanceof ConfigFile.ConfigFileError ||
+  error instanceof Flags.ConfigError || error instanceof ConfigFileError ||
   error instanceof ListenError || error instanceof AdminListenError || error instanceof TlsConfigError
 
 /** One stderr line for a failure the user can fix; a full report only for a defect. */

@@ -1,6 +1,7 @@
 /**
- * The config file on disk: reading it (the parsing is `domain/ConfigFile`),
- * and noticing when it changes.
+ * The config file on disk: reading it, parsing it with `domain/ConfigFile`
+ * (loaded only when a file is configured: it brings Schema and YAML), and
+ * noticing when it changes.
  *
  * @since 0.1.0
  */
@@ -10,7 +11,8 @@ import { basename, dirname } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import * as ConfigFile from "../domain/ConfigFile.ts"
+import type { PartialConfig } from "../domain/Config.ts"
+import { ConfigFileError } from "../domain/ConfigFileError.ts"
 
 /** Why a file could not be read, in a few words. */
 const readFailure = (error: unknown): string => {
@@ -27,15 +29,22 @@ const readFailure = (error: unknown): string => {
 }
 
 /** The file's text. */
-export const read = (file: string): Effect.Effect<string, ConfigFile.ConfigFileError> =>
+export const read = (file: string): Effect.Effect<string, ConfigFileError> =>
   Effect.tryPromise({
     try: () => readFile(file, "utf8"),
-    catch: (error) => new ConfigFile.ConfigFileError({ file, path: "", reason: `cannot read: ${readFailure(error)}` })
+    catch: (error) => new ConfigFileError({ file, path: "", reason: `cannot read: ${readFailure(error)}` })
   })
 
+/** Parses a config file's text (see `ConfigFile.parse`). */
+export const parse = (text: string, file: string): Effect.Effect<PartialConfig, ConfigFileError> =>
+  Effect.flatMap(
+    Effect.promise(() => import("../domain/ConfigFile.ts")),
+    (ConfigFile) => Effect.fromResult(ConfigFile.parse(text, file))
+  )
+
 /** Reads and parses a config file. */
-export const load = (file: string): Effect.Effect<ConfigFile.FileConfig, ConfigFile.ConfigFileError> =>
-  Effect.flatMap(read(file), (text) => Effect.fromResult(ConfigFile.parse(text, file)))
+export const load = (file: string): Effect.Effect<PartialConfig, ConfigFileError> =>
+  Effect.flatMap(read(file), (text) => parse(text, file))
 
 /**
  * Changes to `file`, a burst of events as one. The directory is watched, not

@@ -15,8 +15,6 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Address from "../domain/Address.ts"
 import * as Config from "../domain/Config.ts"
-import * as ConfigFile from "../domain/ConfigFile.ts"
-import type { FileConfig } from "../domain/ConfigFile.ts"
 import * as Duration from "../domain/Duration.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 
@@ -116,7 +114,7 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
     return yield* new ConfigError({ message: "--tls-cert and --tls-key go together: give both or neither" })
   }
   const tls = Option.zipWith(input.tlsCert, input.tlsKey, (cert, key) => ({ cert: resolve(cert), key: resolve(key) }))
-  const overrides: FileConfig = {
+  const overrides: Config.PartialConfig = {
     ...given({
       listen,
       balancer: input.lb,
@@ -153,13 +151,13 @@ export const backends = (input: Flags) => Effect.forEach(input.backends, (text) 
  * given twice takes the later weight).
  */
 export const compose = (
-  file: FileConfig | undefined,
-  flagOverrides: FileConfig,
+  file: Config.PartialConfig | undefined,
+  flagOverrides: Config.PartialConfig,
   cliBackends: ReadonlyArray<Config.Backend>
 ): Effect.Effect<Config.ProxyConfig, ConfigError> => {
   const base = Config.make({ backends: [] })
-  const withFile = file === undefined ? base : ConfigFile.apply(base, file)
-  const config = ConfigFile.apply(withFile, flagOverrides)
+  const withFile = file === undefined ? base : Config.apply(base, file)
+  const config = Config.apply(withFile, flagOverrides)
   const backends = [...new Map([...withFile.backends, ...cliBackends].map((b) => [b.address, b])).values()]
   if (backends.length === 0) {
     return Effect.fail(new ConfigError({ message: "no backends given (expected at least one HOST:PORT, or backends in --config)" }))

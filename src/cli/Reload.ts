@@ -10,8 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type { Backend } from "../domain/Config.ts"
-import * as ConfigFile from "../domain/ConfigFile.ts"
+import type { Backend, PartialConfig } from "../domain/Config.ts"
 import { reconfigure } from "../TcpProxy.ts"
 import * as ConfigSource from "./ConfigSource.ts"
 import { compose } from "./Flags.ts"
@@ -20,7 +19,7 @@ import { compose } from "./Flags.ts"
 export const on = (
   hangups: Stream.Stream<NodeJS.Signals>,
   file: Option.Option<string>,
-  overrides: ConfigFile.FileConfig,
+  overrides: PartialConfig,
   cliBackends: ReadonlyArray<Backend>
 ) =>
   Layer.effectDiscard(Effect.gen(function*() {
@@ -39,7 +38,7 @@ export const on = (
         Effect.flatMap((text) => {
           if (!force && text === lastTried) return Effect.void
           lastTried = text
-          return Effect.fromResult(ConfigFile.parse(text, path)).pipe(
+          return ConfigSource.parse(text, path).pipe(
             Effect.flatMap((loaded) => compose(loaded, overrides, cliBackends)),
             Effect.flatMap(reconfigure)
           )

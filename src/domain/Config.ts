@@ -162,6 +162,20 @@ export const routePool = (config: ProxyConfig, route: Route): PoolConfig => ({
   health: config.health
 })
 
+/**
+ * Some of the settings, as a config file or the command line gives them: the
+ * health settings one by one, so that layers of settings merge.
+ */
+export type PartialConfig = Partial<Omit<ProxyConfig, "health">> & {
+  readonly health?: Partial<HealthSettings>
+}
+
+/** `base` with `layer` laid over it; the health settings are merged one by one. */
+export const apply = (base: ProxyConfig, layer: PartialConfig): ProxyConfig => {
+  const { health, ...rest } = layer
+  return { ...base, ...rest, health: { ...base.health, ...health } }
+}
+
 /** Builds a config from the defaults, overriding what is given. */
 export const make = (overrides: Partial<ProxyConfig> & Pick<ProxyConfig, "backends">): ProxyConfig => ({
   ...defaults,

@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import { dirname, extname, resolve } from "node:path"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Record from "effect/Record"
@@ -19,27 +18,14 @@ import * as Struct from "effect/Struct"
 import { parseDocument, type YAMLParseError } from "yaml"
 import * as Address from "./Address.ts"
 import * as Config from "./Config.ts"
+import { ConfigFileError } from "./ConfigFileError.ts"
 import * as DurationText from "./Duration.ts"
 import * as ProxyProtocol from "./ProxyProtocol.ts"
 
-/** A config file that cannot be read or used: `path` is where in it (`backends[1].weight`), empty for the whole file. */
-export class ConfigFileError extends Data.TaggedError("ConfigFileError")<{
-  readonly file: string
-  readonly path: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.file}: ${this.path === "" ? "" : `at ${this.path}: `}${this.reason}`
-  }
-}
+export { ConfigFileError } from "./ConfigFileError.ts"
 
-/**
- * What a config file sets: any of the {@link Config.ProxyConfig} settings, with
- * the health settings one by one so that the caller can merge them.
- */
-export type FileConfig = Partial<Omit<Config.ProxyConfig, "health">> & {
-  readonly health?: Partial<Config.HealthSettings>
-}
+/** What a config file sets: some of the settings (see {@link Config.PartialConfig}). */
+export type FileConfig = Config.PartialConfig
 
 // ---------------------------------------------------------------------------
 // Reasons
@@ -451,8 +437,5 @@ export const parse = (text: string, file: string): Result.Result<FileConfig, Con
   )
 }
 
-/** `base` with what the file gives laid over it; the health settings are merged one by one. */
-export const apply = (base: Config.ProxyConfig, file: FileConfig): Config.ProxyConfig => {
-  const { health, ...rest } = file
-  return { ...base, ...rest, health: { ...base.health, ...health } }
-}
+/** `base` with what the file gives laid over it (see {@link Config.apply}). */
+export const apply = Config.apply
