@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option, Result } from "effect"
+import * as Config from "../../src/domain/Config.ts"
 import { Resolver } from "../../src/services/Resolver.ts"
 import { listeningPort, spawnCli } from "./cli.ts"
 import { connect, deadPort, echoServer, eventually, exchange, readAll, startProxy, testConfig, until } from "./helpers.ts"
@@ -67,6 +68,28 @@ describe("admin endpoint", () => {
       })
       held.destroy()
       assert.strictEqual((yield* get(adminPort(proxy), "/nope")).status, 404)
+    }))
+
+  it.live("GET /backends lists each SNI route's pool with its names", () =>
+    Effect.gen(function*() {
+      const fallback = yield* echoServer()
+      const api = yield* echoServer()
+      const proxy = yield* startProxy(testConfig([fallback.address], {
+        ...withAdmin,
+        routes: [{
+          sni: ["api.example.com", "*.api.example.com"],
+          mode: "passthrough",
+          balancer: Option.none(),
+          backends: [Result.getOrThrow(Config.backend(api.address, 3))],
+          tls: Option.none()
+        }]
+      }))
+      const listed = JSON.parse((yield* get(adminPort(proxy), "/backends")).body)
+      assert.deepStrictEqual(listed.routes, [{
+        sni: ["api.example.com", "*.api.example.com"],
+        backends: [{ address: api.address, state: "HEALTHY", weight: 3, activeConnections: 0 }]
+      }])
+      assert.deepStrictEqual(listed.backends.map((entry: { readonly address: string }) => entry.address), [fallback.address])
     }))
 
   it.live("a backend given by name is served at the address it resolves to, and listed with its name", () =>

@@ -6,7 +6,17 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, Result } from "effect"
 import * as Config from "../../src/domain/Config.ts"
 import * as TcpProxy from "../../src/TcpProxy.ts"
-import { connect, echoServer, eventually, readAll, startProxy, testConfig } from "./helpers.ts"
+import {
+  captureLogs,
+  closedLines,
+  connect,
+  echoServer,
+  eventually,
+  type LogLine,
+  readAll,
+  startProxy,
+  testConfig
+} from "./helpers.ts"
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url))
 const files = (name: string): Config.CertificateFiles => ({ cert: fixture(`${name}.pem`), key: fixture(`${name}.key`) })
@@ -83,8 +93,9 @@ describe("TLS termination", () => {
       assert.strictEqual((yield* received).data.toString(), "secure:over tls")
     }))
 
-  it.live("a failed handshake closes only that connection and is counted", () =>
-    Effect.gen(function*() {
+  it.live("a failed handshake closes only that connection, is counted, and ends as protocol_error", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
       const plain = yield* echoServer("plain:")
       const proxy = yield* startProxy(testConfig([plain.address], { tls: Option.some(files("default")) }))
       const failed = yield* Effect.result(Effect.callback<void, Error>((resume) => {
@@ -95,7 +106,13 @@ describe("TLS termination", () => {
       assert.isTrue(Result.isFailure(failed))
       assert.strictEqual((yield* tlsExchange(proxy.port, "default.example.com", "still")).reply, "plain:still")
       yield* snapshotHas(proxy, `tcp_proxy_tls_failures_total{kind="handshake"}: 1`)
-    }))
+      yield* snapshotHas(proxy, `tcp_proxy_errors_total{kind="protocol"}: 1`)
+      yield* snapshotHas(proxy, `tcp_proxy_errors_total{kind="io"}: 0`)
+      const ended = yield* eventually("the failed connection's line", Effect.sync(() =>
+        Option.fromNullishOr(closedLines(lines).find((line) => line.annotations.end !== "done"))))
+      assert.strictEqual(ended.annotations.end, "protocol_error")
+    }).pipe(Effect.provide(captureLogs(lines)))
+  })
 })
 
 describe("SNI routing", () => {
@@ -212,6 +229,7 @@ describe("SNI routing", () => {
       yield* slowClosed
       assert.strictEqual(yield* ask("2"), "web:2")
       yield* snapshotHas(proxy, `tcp_proxy_tls_failures_total{kind="client_hello"}: 5`)
+      yield* snapshotHas(proxy, `tcp_proxy_errors_total{kind="protocol"}: 5`)
       good.destroy()
     }))
 })
