@@ -57,7 +57,7 @@ const command = Command.make("tcp-proxy", Flags.flags, (input) =>
     // Listen before anything starts, so that no signal finds its default action (ending the process).
     const usr1 = yield* listen("SIGUSR1")
     const hup = yield* listen("SIGHUP")
-    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, input.config, overrides, backends)).pipe(
+    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, input.config, overrides, backends, TcpProxy.reconfigure)).pipe(
       Layer.provideMerge(TcpProxy.layerWithSettings(config)),
       Layer.provide(Layer.succeed(DrainCut, nextStop)),
       Layer.provide(Logging.layer),
@@ -66,13 +66,23 @@ const command = Command.make("tcp-proxy", Flags.flags, (input) =>
     yield* Layer.launch(app)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("A TCP (layer 4) proxy and load balancer built on Effect."))
 
+/**
+ * A CLI error as one line: effect/cli words an unknown flag over several
+ * lines (the error, then "Did you mean this?" and the suggestions).
+ */
+const oneLine = (message: string): string => {
+  const [first = "", ...rest] = message.split("\n").map((line) => line.trim()).filter((line) => line !== "")
+  const suggestions = rest.filter((line) => !/^did you mean/i.test(line))
+  return suggestions.length === 0 ? first : `${first} (did you mean ${suggestions.join(" or ")}?)`
+}
+
 const cliLayer = Layer.mergeAll(
   NodeServices.layer,
   CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version] }),
   CliOutput.layerPresenter({
     present: (event) =>
       event._tag === "InvalidInvocation"
-        ? Console.error(`tcp-proxy: ${event.errors.map((error) => error.message).join("; ")}`)
+        ? Console.error(`tcp-proxy: ${event.errors.map((error) => oneLine(error.message)).join("; ")}`)
         : CliOutput.defaultPresenter.present(event)
   })
 )

@@ -20,6 +20,7 @@ import * as DialerLive from "./layers/DialerLive.ts"
 import * as DrainingLive from "./layers/DrainingLive.ts"
 import * as HealthCheckLive from "./layers/HealthCheckLive.ts"
 import * as ListenerLive from "./layers/ListenerLive.ts"
+import * as LogLimitsLive from "./layers/LogLimitsLive.ts"
 import * as MetricsLive from "./layers/MetricsLive.ts"
 import * as PoolLive from "./layers/PoolLive.ts"
 import * as ResolverLive from "./layers/ResolverLive.ts"
@@ -78,7 +79,8 @@ export const layerWithSettings = (
     overrides.metrics ?? MetricsLive.layer,
     overrides.dialer ?? DialerLive.layer,
     overrides.resolver ?? ResolverLive.layer,
-    DrainingLive.layer
+    DrainingLive.layer,
+    LogLimitsLive.layer
   )
   const pools = RoutesLive.layer(poolOverrides).pipe(
     Layer.provideMerge(PoolLive.layer(defaultPool(initial), poolOverrides)),

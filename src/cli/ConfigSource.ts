@@ -6,13 +6,13 @@
  * @since 0.1.0
  */
 import { watch } from "node:fs"
-import { readFile } from "node:fs/promises"
+import { open } from "node:fs/promises"
 import { basename, dirname } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { PartialConfig } from "../domain/Config.ts"
-import { ConfigFileError } from "../domain/ConfigFileError.ts"
+import { ConfigFileError, maxBytes } from "../domain/ConfigFileError.ts"
 
 /** Why a file could not be read, in a few words. */
 const readFailure = (error: unknown): string => {
@@ -28,12 +28,36 @@ const readFailure = (error: unknown): string => {
     : String(error)
 }
 
-/** The file's text. */
+/** Reads at most `limit` bytes of a file (a FIFO or a device included); more than that is `undefined`. */
+const readAtMost = async (file: string, limit: number): Promise<Buffer | undefined> => {
+  const handle = await open(file, "r")
+  try {
+    const chunks: Array<Buffer> = []
+    let total = 0
+    for (;;) {
+      const { buffer, bytesRead } = await handle.read({ buffer: Buffer.allocUnsafe(64 * 1024) })
+      if (bytesRead === 0) return Buffer.concat(chunks, total)
+      total += bytesRead
+      if (total > limit) return undefined
+      chunks.push(buffer.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** The file's text; a file larger than the limit is refused without being read to its end. */
 export const read = (file: string): Effect.Effect<string, ConfigFileError> =>
   Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
+    try: () => readAtMost(file, maxBytes),
     catch: (error) => new ConfigFileError({ file, path: "", reason: `cannot read: ${readFailure(error)}` })
-  })
+  }).pipe(
+    Effect.flatMap((bytes) =>
+      bytes === undefined
+        ? Effect.fail(new ConfigFileError({ file, path: "", reason: `larger than ${maxBytes / 1024 / 1024} MiB` }))
+        : Effect.succeed(bytes.toString("utf8"))
+    )
+  )
 
 /** Parses a config file's text (see `ConfigFile.parse`). */
 export const parse = (text: string, file: string): Effect.Effect<PartialConfig, ConfigFileError> =>

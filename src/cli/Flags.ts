@@ -24,9 +24,9 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly mess
 const describe = (description: string, fallback: string | undefined): string =>
   `${description}${fallback === undefined ? "" : ` (default ${fallback})`}`
 
-const duration = (name: string, description: string, fallback?: string) =>
+const duration = (name: string, range: Duration.Range, description: string, fallback?: string) =>
   Flag.String(name).pipe(
-    Flag.filterMap(Duration.parse, () => Duration.expected),
+    Flag.filterMap((text) => Result.getSuccess(Duration.parseWithin(text, range)), () => Duration.expectedWithin(range)),
     Flag.optional,
     Flag.withDescription(describe(description, fallback))
   )
@@ -60,16 +60,20 @@ export const flags = {
   config: text("config", "YAML or JSON settings file; SIGHUP or a change to it re-reads it"),
   laddr: text("laddr", "address to listen on: HOST:PORT, :PORT or [IPV6]:PORT (default :4000)"),
   lb: choice("lb", Config.balancerNames, "balancer", "p2c"),
-  timeout: duration("timeout", "backend dial timeout", "3s"),
+  timeout: duration("timeout", Duration.timeoutRange, "backend dial timeout", "3s"),
   retries: count("retries", 0, "other backends tried when a dial fails", 2),
-  healthInterval: duration("health-interval", "time between active health checks", "5s"),
-  healthTimeout: duration("health-timeout", "one health check's dial timeout", "1s"),
+  healthInterval: duration("health-interval", Duration.intervalRange, "time between active health checks", "5s"),
+  healthTimeout: duration("health-timeout", Duration.timeoutRange, "one health check's timeout", "1s"),
   healthyThreshold: count("healthy-threshold", 1, "consecutive successes to turn HEALTHY", 3),
   unhealthyThreshold: count("unhealthy-threshold", 1, "consecutive failures to turn UNHEALTHY", 3),
-  grace: duration("grace", "drain time on shutdown", "5s"),
+  grace: duration("grace", Duration.timeoutRange, "drain time on shutdown", "5s"),
   maxConnections: count("max-connections", 1, "concurrent client connections; past it new ones are closed", 10_000),
-  idleTimeout: duration("idle-timeout", "close a connection with no bytes either way for this long (default: none)"),
-  dnsRefresh: duration("dns-refresh", "re-resolve backends given by host name this often", "30s"),
+  idleTimeout: duration(
+    "idle-timeout",
+    Duration.timeoutRange,
+    "close a connection with no bytes either way for this long (default: none)"
+  ),
+  dnsRefresh: duration("dns-refresh", Duration.intervalRange, "re-resolve backends given by host name this often", "30s"),
   metricsAddr: text("metrics-addr", "serve /metrics, /healthz and /backends here, e.g. 127.0.0.1:9090 (default: off)"),
   proxyProtocol: choice("proxy-protocol", ProxyProtocol.modes, "send a PROXY protocol header to backends", "off"),
   tlsCert: text("tls-cert", "terminate TLS from clients with this certificate (PEM); needs --tls-key"),

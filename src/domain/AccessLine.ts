@@ -26,6 +26,8 @@ export interface AccessEntry {
   readonly client: string
   /** `HOST:PORT` of the last backend dialled, when one was. */
   readonly backend: string | undefined
+  /** The proxy's own `IP:PORT` on the backend connection (to match the backend's logs), when one was made. */
+  readonly backend_local: string | undefined
   readonly bytes_in: number
   readonly bytes_out: number
   readonly duration_ms: number
@@ -41,10 +43,10 @@ export const logfmtString = (text: string): string => bare.test(text) ? text : J
 export const text = (entry: AccessEntry, timestamp: string, fiber: number): string =>
   `timestamp=${timestamp} level=INFO fiber=#${fiber} message="connection closed" client=${logfmtString(entry.client)}${
     entry.backend === undefined ? "" : ` backend=${logfmtString(entry.backend)}`
-  } bytes_in=${entry.bytes_in} bytes_out=${entry.bytes_out} duration_ms=${entry.duration_ms} end=${entry.end}`
+  }${entry.backend_local === undefined ? "" : ` backend_local=${logfmtString(entry.backend_local)}`} bytes_in=${entry.bytes_in} bytes_out=${entry.bytes_out} duration_ms=${entry.duration_ms} end=${entry.end}`
 
 /** The line as one JSON object, the fields at the top level. */
 export const json = (entry: AccessEntry, timestamp: string): string =>
   `{"timestamp":"${timestamp}","level":"INFO","message":"connection closed","client":${JSON.stringify(entry.client)}${
     entry.backend === undefined ? "" : `,"backend":${JSON.stringify(entry.backend)}`
-  },"bytes_in":${entry.bytes_in},"bytes_out":${entry.bytes_out},"duration_ms":${entry.duration_ms},"end":"${entry.end}"}`
+  }${entry.backend_local === undefined ? "" : `,"backend_local":${JSON.stringify(entry.backend_local)}`},"bytes_in":${entry.bytes_in},"bytes_out":${entry.bytes_out},"duration_ms":${entry.duration_ms},"end":"${entry.end}"}`

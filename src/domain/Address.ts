@@ -6,6 +6,7 @@
  */
 import { isIP } from "node:net"
 import * as Result from "effect/Result"
+import { quote } from "./Text.ts"
 
 /** A host and a port. */
 export interface HostPort {
@@ -15,9 +16,9 @@ export interface HostPort {
 }
 
 const portOf = (text: string, input: string, lowest = 1): Result.Result<number, string> => {
-  if (!/^\d{1,5}$/.test(text)) return Result.fail(`invalid port in "${input}"`)
+  if (!/^\d{1,5}$/.test(text)) return Result.fail(`invalid port in ${quote(input)}`)
   const port = Number(text)
-  return port >= lowest && port <= 65535 ? Result.succeed(port) : Result.fail(`port out of range in "${input}"`)
+  return port >= lowest && port <= 65535 ? Result.succeed(port) : Result.fail(`port out of range in ${quote(input)}`)
 }
 
 const hostName = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/
@@ -33,16 +34,16 @@ export const parse = (input: string, lowestPort = 1): Result.Result<HostPort, st
   const bracketed = /^\[([^\]]+)\]:([^:]*)$/.exec(input)
   if (bracketed !== null) {
     const host = bracketed[1]!
-    if (isIP(host) !== 6) return Result.fail(`invalid IPv6 address in "${input}"`)
+    if (isIP(host) !== 6) return Result.fail(`invalid IPv6 address in ${quote(input)}`)
     return Result.map(portOf(bracketed[2]!, input, lowestPort), (port) => ({ host, port }))
   }
   const colon = input.lastIndexOf(":")
-  if (colon === -1) return Result.fail(`missing port in "${input}" (expected HOST:PORT)`)
+  if (colon === -1) return Result.fail(`missing port in ${quote(input)} (expected HOST:PORT)`)
   const host = input.slice(0, colon)
-  if (host === "") return Result.fail(`missing host in "${input}" (expected HOST:PORT)`)
-  if (host.includes(":")) return Result.fail(`IPv6 address must be in brackets in "${input}" (expected [ADDR]:PORT)`)
+  if (host === "") return Result.fail(`missing host in ${quote(input)} (expected HOST:PORT)`)
+  if (host.includes(":")) return Result.fail(`IPv6 address must be in brackets in ${quote(input)} (expected [ADDR]:PORT)`)
   if (isIP(host) === 0 && (!hostName.test(host) || /^[\d.]+$/.test(host))) {
-    return Result.fail(`invalid host in "${input}"`)
+    return Result.fail(`invalid host in ${quote(input)}`)
   }
   return Result.map(portOf(input.slice(colon + 1), input, lowestPort), (port) => ({ host, port }))
 }

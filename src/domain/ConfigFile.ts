@@ -18,11 +18,12 @@ import * as Struct from "effect/Struct"
 import { parseDocument, type YAMLParseError } from "yaml"
 import * as Address from "./Address.ts"
 import * as Config from "./Config.ts"
-import { ConfigFileError } from "./ConfigFileError.ts"
+import { ConfigFileError, maxBytes } from "./ConfigFileError.ts"
+import { quote } from "./Text.ts"
 import * as DurationText from "./Duration.ts"
 import * as ProxyProtocol from "./ProxyProtocol.ts"
 
-export { ConfigFileError } from "./ConfigFileError.ts"
+export { ConfigFileError, maxBytes } from "./ConfigFileError.ts"
 
 /** What a config file sets: some of the settings (see {@link Config.PartialConfig}). */
 export type FileConfig = Config.PartialConfig
@@ -34,7 +35,7 @@ export type FileConfig = Config.PartialConfig
 /** A value as a reason quotes it: strings quoted, lists and maps by kind. */
 const shown = (input: unknown): string =>
   typeof input === "string"
-    ? JSON.stringify(input)
+    ? quote(input)
     : input === null || input === undefined
     ? "an empty value"
     : Array.isArray(input)
@@ -70,12 +71,13 @@ const parsedText = <To extends Schema.Top>(
     encode: SchemaGetter.forbiddenEncoding
   }))
 
-/** Go-style (`1m30s`) or Effect-style (`3 seconds`) duration text. */
-const duration = parsedText(
-  Schema.Duration,
-  DurationText.expected,
-  (input) => Result.fromOption(DurationText.parse(input), () => expectedGot(DurationText.expected, input))
-)
+/** Go-style (`1m30s`) or Effect-style (`3 seconds`) duration text, within `range`. */
+const duration = (range: DurationText.Range) =>
+  parsedText(
+    Schema.Duration,
+    DurationText.expectedWithin(range),
+    (input) => Result.mapError(DurationText.parseWithin(input, range), (expected) => expectedGot(expected, input))
+  )
 
 /** One of `names`, in any case. */
 const choice = <const A extends string>(names: ReadonlyArray<A>) => {
@@ -199,18 +201,18 @@ const settings = (directory: string) =>
   Schema.Struct(Struct.map({
     laddr: listenAddress,
     lb: choice(Config.balancerNames),
-    timeout: duration,
+    timeout: duration(DurationText.timeoutRange),
     retries: integer(0, "a non-negative integer"),
-    "health-interval": duration,
-    "health-timeout": duration,
+    "health-interval": duration(DurationText.intervalRange),
+    "health-timeout": duration(DurationText.timeoutRange),
     "healthy-threshold": integer(1, "a positive integer"),
     "unhealthy-threshold": integer(1, "a positive integer"),
-    grace: duration,
+    grace: duration(DurationText.timeoutRange),
     "max-connections": integer(1, "a positive integer"),
-    "idle-timeout": duration,
+    "idle-timeout": duration(DurationText.timeoutRange),
     "metrics-addr": listenAddress,
     "proxy-protocol": choice(ProxyProtocol.modes),
-    "dns-refresh": duration,
+    "dns-refresh": duration(DurationText.intervalRange),
     "log-level": choice(Config.logLevels),
     "log-format": choice(Config.logFormats),
     "backend-tls": Schema.Boolean.annotate({ expected: "true or false" }),
@@ -289,7 +291,7 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
       ? `[${segment}]`
       : typeof segment === "string" && /^[A-Za-z_][\w-]*$/.test(segment)
       ? `${i === 0 ? "" : "."}${segment}`
-      : `[${JSON.stringify(String(segment))}]`
+      : `[${quote(String(segment))}]`
   ).join("")
 
 const expectedOf = (annotations: { readonly [key: string]: unknown } | undefined): string | undefined =>
@@ -327,7 +329,7 @@ const unknownKey = (key: string, known: ReadonlyArray<string>, topLevel: boolean
     : known.length > 0
     ? ` (known keys: ${known.join(", ")})`
     : ""
-  return `unknown key ${JSON.stringify(key)}${where}${hint}`
+  return `unknown key ${quote(key)}${where}${hint}`
 }
 
 /** A problem about the key that ends `path`, reported at its parent. */
@@ -366,7 +368,7 @@ const firstProblem = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>
     case "InvalidValue":
       return { path, reason: messageOf(issue.annotations) ?? leafReason(issue) }
     case "MissingKey":
-      return atKey(path, (key) => `missing key ${JSON.stringify(key)}`)
+      return atKey(path, (key) => `missing key ${quote(key)}`)
     case "UnexpectedKey":
       return atKey(path, (key) => unknownKey(key, keysOf(issue.ast), path.length === 1))
     case "Forbidden":
@@ -390,17 +392,56 @@ const lineColumn = (text: string, offset: number): string => {
   return `line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}: `
 }
 
+/**
+ * The first key that appears twice in one object of JSON text (which
+ * `JSON.parse` accepts, keeping the last), with its offset. The text must be
+ * valid JSON.
+ */
+const duplicateKey = (text: string): { readonly key: string; readonly offset: number } | undefined => {
+  const objects: Array<Set<string> | undefined> = []
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]
+    if (char === "{") objects.push(new Set())
+    else if (char === "[") objects.push(undefined)
+    else if (char === "}" || char === "]") objects.pop()
+    else if (char === "\"") {
+      const start = i
+      for (i++; text[i] !== "\""; i++) if (text[i] === "\\") i++
+      // A string followed by a colon, inside an object, is a key.
+      let next = i + 1
+      while (next < text.length && /\s/.test(text[next] ?? "")) next++
+      const keys = objects.at(-1)
+      if (text[next] === ":" && keys !== undefined) {
+        const key: unknown = JSON.parse(text.slice(start, i + 1))
+        if (typeof key === "string") {
+          if (keys.has(key)) return { key, offset: start }
+          keys.add(key)
+        }
+      }
+    }
+  }
+  return undefined
+}
+
 /** The data in JSON text; blank text is an empty file. */
 const parseJson = (text: string, file: string): Result.Result<unknown, ConfigFileError> =>
-  Result.try({
-    try: (): unknown => text.trim() === "" ? {} : JSON.parse(text),
-    catch: (error) => {
-      const message = error instanceof Error ? error.message : String(error)
-      const position = / in JSON at position (\d+)/.exec(message)
-      const where = position === null ? "" : lineColumn(text, Number(position[1]))
-      return syntaxError(file, `${where}${lowerFirst(message.replace(/ in JSON at position .*$/, ""))}`)
+  Result.flatMap(
+    Result.try({
+      try: (): unknown => text.trim() === "" ? {} : JSON.parse(text),
+      catch: (error) => {
+        const message = error instanceof Error ? error.message : String(error)
+        const position = / in JSON at position (\d+)/.exec(message)
+        const where = position === null ? "" : lineColumn(text, Number(position[1]))
+        return syntaxError(file, `${where}${lowerFirst(message.replace(/ in JSON at position .*$/, ""))}`)
+      }
+    }),
+    (data) => {
+      const duplicate = duplicateKey(text)
+      return duplicate === undefined
+        ? Result.succeed(data)
+        : Result.fail(syntaxError(file, `${lineColumn(text, duplicate.offset)}duplicate key ${quote(duplicate.key)}`))
     }
-  })
+  )
 
 /** A YAML parser's complaint without its position and excerpt. */
 const yamlReason = (error: YAMLParseError): string =>
@@ -417,12 +458,19 @@ const parseYaml = (text: string, file: string): Result.Result<unknown, ConfigFil
     const where = position === undefined ? "" : `line ${position.line}, column ${position.col}: `
     return Result.fail(syntaxError(file, `${where}${yamlReason(error)}`))
   }
-  const data: unknown = document.toJS()
-  return Result.succeed(data === null || data === undefined ? {} : data)
+  // Aliases are expanded here: a document that would expand to a huge value (an alias bomb) is refused.
+  return Result.try({
+    try: (): unknown => document.toJS({ maxAliasCount: maxAliases }) ?? {},
+    catch: () => syntaxError(file, `too many aliases (more than ${maxAliases} expanded): an alias-expansion bomb?`)
+  })
 }
+
+/** The most alias expansions a YAML config file may make. */
+const maxAliases = 100
 
 /** Parses a config file's text: JSON for a `.json` file, YAML for anything else. */
 export const parse = (text: string, file: string): Result.Result<FileConfig, ConfigFileError> => {
+  if (text.length > maxBytes) return Result.fail(syntaxError(file, `larger than ${maxBytes / 1024 / 1024} MiB`))
   const decode = Schema.decodeUnknownResult(settings(dirname(file)), { onExcessProperty: "error", reportInput: true })
   return Result.flatMap(
     extname(file).toLowerCase() === ".json" ? parseJson(text, file) : parseYaml(text, file),

@@ -24,7 +24,8 @@ import { relay } from "../net/Relay.ts"
 import { AccessLog } from "../services/AccessLog.ts"
 import { Connection, type ConnectionError, describe, type Ending, Rejected } from "../services/Connection.ts"
 import { Connections } from "../services/Connections.ts"
-import { Metrics } from "../services/Metrics.ts"
+import { LogLimits } from "../services/LogLimits.ts"
+import { Metrics, type RejectReason } from "../services/Metrics.ts"
 import type { ConnectRequest, Upstream } from "../services/Pool.ts"
 import { type Entry, Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
@@ -53,6 +54,8 @@ class ClientConnection implements ClientView {
   readonly started = performance.now()
   entry: Entry | undefined = undefined
   upstream: Upstream | undefined = undefined
+  /** The proxy's own `IP:PORT` on the backend connection, read when it connects (only for the log line). */
+  backendLocal: string | undefined = undefined
   #ip: string | undefined
   readonly socket: Net.Socket
   readonly limits: Limits
@@ -93,6 +96,14 @@ class ClientConnection implements ClientView {
   }
 }
 
+/** Why a connection was refused, in the words of its warn line. */
+const refusals: Record<RejectReason, string> = {
+  max_connections: "--max-connections reached",
+  per_ip_limit: "--max-connections-per-ip reached for this client",
+  rate_limit: "--connection-rate-per-ip exceeded by this client",
+  acl: "the client may not connect"
+}
+
 /** How an exit reads as an ending: done, the failure's, or a shutdown for an interruption. */
 const endingOf = (exit: Exit.Exit<void, ConnectionError>): { readonly ending: Ending; readonly error: ConnectionError | undefined } => {
   if (Exit.isSuccess(exit)) return { ending: describe(undefined), error: undefined }
@@ -103,7 +114,7 @@ const endingOf = (exit: Exit.Exit<void, ConnectionError>): { readonly ending: En
 }
 
 /** The connection handler over the services in context; each connection reads the settings as it starts. */
-export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings | Connections> = Layer.effect(
+export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings | Connections | LogLimits> = Layer.effect(
   Connection,
   Effect.gen(function*() {
     const routes = yield* Routes
@@ -111,6 +122,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     const settings = yield* Settings
     const connections = yield* Connections
     const accessLog = yield* AccessLog
+    const logLimits = yield* LogLimits
     let limits = limitsOf(SubscriptionRef.getUnsafe(settings))
 
     /** From a connected backend to the end of the relay. */
@@ -118,6 +130,12 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       conn.entry = entry
       return Effect.flatMap(entry.pool.connect(conn.request(entry)), (upstream) => {
         conn.upstream = upstream
+        if (conn.limits.logsInfo) {
+          const { localAddress, localPort } = upstream.connection
+          if (localAddress !== undefined && localPort !== undefined) {
+            conn.backendLocal = Address.format(Address.unmapIPv4(localAddress), localPort)
+          }
+        }
         return relay({
           client: entry.downstream,
           backend: upstream.socket,
@@ -141,23 +159,24 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
           : Effect.flatMap(routes.enter(conn.socket, conn.limits.dialTimeoutMs), (entered) => connectAndRelay(conn, entered))
       })
 
-    const warn = (conn: ClientConnection, message: string) =>
-      Effect.logWarning(message).pipe(Effect.annotateLogs({ client: conn.peer }))
+    /** A warn line caused by a client (or by a flood of them): at most 10 a second of each kind. */
+    const warn = (conn: ClientConnection, kind: string, message: string) =>
+      logLimits.log({ kind, perSecond: 10, level: "warn", message, annotations: { client: conn.peer } })
 
     /** The metrics and the warn line of an ending that is the client's or the pool's problem. */
     const report = (conn: ClientConnection, error: ConnectionError): Effect.Effect<void> | undefined => {
       switch (error._tag) {
         case "Rejected":
           metrics.connectionRejected(error.reason)
-          return undefined
+          return warn(conn, "connection refused", `connection refused: ${refusals[error.reason]}`)
         case "ClientHelloError":
           metrics.tlsFailed("client_hello")
-          return warn(conn, error.message)
+          return warn(conn, "bad ClientHello", error.message)
         case "HandshakeError":
           metrics.tlsFailed("handshake")
-          return warn(conn, error.message)
+          return warn(conn, "TLS handshake failed", error.message)
         case "NoBackend":
-          return warn(conn, error.message)
+          return warn(conn, "no healthy backends", error.message)
         default:
           return undefined
       }
@@ -183,6 +202,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
           client: conn.peer,
           backend: conn.upstream?.backend.backend.address ??
             (error?._tag === "DialFailed" || error?._tag === "LocalResource" ? error.backend : undefined),
+          backend_local: conn.backendLocal,
           bytes_in: socket.bytesRead,
           bytes_out: socket.bytesWritten,
           duration_ms: Math.round(durationMs),

@@ -7,6 +7,7 @@
  *
  * @since 0.1.0
  */
+import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,10 +17,27 @@ import * as Address from "../domain/Address.ts"
 import { Connection } from "../services/Connection.ts"
 import { Connections } from "../services/Connections.ts"
 import { ListenError, Listener } from "../services/Listener.ts"
+import { LogLimits } from "../services/LogLimits.ts"
 import { Settings } from "../services/Settings.ts"
 import { DrainCut, Draining } from "../services/Shutdown.ts"
 
 const ignore = () => {}
+
+/** The process's soft limit on open files, where the system says (Linux's /proc); undefined elsewhere. */
+const descriptorLimit = (): number | undefined => {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+    return line === null ? undefined : Number(line[1])
+  } catch {
+    return undefined
+  }
+}
+
+/** Descriptors a proxy needs besides two per connection: listeners, checks, logs, the runtime's own. */
+const descriptorMargin = 64
+
+/** System errors of `accept` that mean the proxy ran out of something, not that a client misbehaved. */
+const localCodes = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"])
 
 const bind = (server: Net.Server, address: Address.ListenAddress) =>
   Effect.callback<Net.AddressInfo, ListenError>((resume) => {
@@ -37,7 +55,7 @@ const bind = (server: Net.Server, address: Address.ListenAddress) =>
   })
 
 /** Listens for clients and hands each to the {@link Connection} handler; fails when the address cannot be bound. */
-export const layer: Layer.Layer<Listener, ListenError, Connection | Connections | Draining | Settings> = Layer.effect(
+export const layer: Layer.Layer<Listener, ListenError, Connection | Connections | Draining | Settings | LogLimits> = Layer.effect(
   Listener,
   Effect.gen(function*() {
     const connection = yield* Connection
@@ -45,6 +63,7 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
     const settings = yield* Settings
     const draining = yield* Draining
     const cut = yield* DrainCut
+    const logLimits = yield* LogLimits
     const context = yield* Effect.context<never>()
     const server = Net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       // Until the relay watches it, an error on the socket must not crash the process.
@@ -52,9 +71,29 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
       connections.runUnsafe(connection.handle(socket))
     })
     const bound = yield* bind(server, (yield* SubscriptionRef.get(settings)).listen)
-    server.on("error", (error) => Effect.runForkWith(context)(Effect.logError(`listener error: ${error.message}`)))
+    // Accepting fails when the proxy is out of descriptors: it keeps listening and accepts again once some are free.
+    server.on("error", (error: NodeJS.ErrnoException) => {
+      const local = error.code !== undefined && localCodes.has(error.code)
+      Effect.runForkWith(context)(logLimits.log({
+        kind: local ? "accept failed" : "listener error",
+        perSecond: 1,
+        level: "error",
+        message: local
+          ? `accept failed: ${error.code} (out of file descriptors or memory); new clients wait until some are free`
+          : `listener error: ${error.message}`
+      }))
+    })
     const address = { host: bound.address, port: bound.port }
     yield* Effect.logInfo(`listening on ${Address.format(address.host, address.port)}`)
+    const { maxConnections } = yield* SubscriptionRef.get(settings)
+    const limit = descriptorLimit()
+    if (limit !== undefined && limit < 2 * maxConnections + descriptorMargin) {
+      yield* Effect.logWarning(
+        `the open-file limit (${limit}) cannot hold --max-connections ${maxConnections}, which needs about ${
+          2 * maxConnections + descriptorMargin
+        } descriptors: raise it (ulimit -n) or lower --max-connections`
+      )
+    }
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {

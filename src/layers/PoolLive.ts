@@ -17,6 +17,7 @@ import { BackendRegistry, type BackendStatus } from "../services/BackendRegistry
 import { Dialer } from "../services/Dialer.ts"
 import { Discovery } from "../services/Discovery.ts"
 import type { HealthCheck } from "../services/HealthCheck.ts"
+import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics } from "../services/Metrics.ts"
 import {
   type ConnectError,
@@ -52,6 +53,7 @@ const make = Effect.gen(function*() {
   const dialer = yield* Dialer
   const metrics = yield* Metrics
   const settings = yield* PoolSettings
+  const logLimits = yield* LogLimits
   /** When each backend's last failed dial was logged: at most once per health interval. */
   const lastLogged = new WeakMap<BackendStatus, number>()
 
@@ -66,7 +68,7 @@ const make = Effect.gen(function*() {
     metrics.dialed(address, seconds, false)
     if (local) {
       return Effect.andThen(
-        Effect.logError(`dial ${address} failed: ${reason}`),
+        logLimits.log({ kind: "out of a local resource", perSecond: 1, level: "error", message: `dial ${address} failed: ${reason}` }),
         Effect.fail(new LocalResource({ backend: address, code: reason }))
       )
     }
@@ -174,7 +176,7 @@ const make = Effect.gen(function*() {
 export const layer = (
   config: PoolConfig,
   overrides: PoolOverrides = {}
-): Layer.Layer<Pool, never, Settings | Metrics | Dialer | HealthCheck | Resolver> => {
+): Layer.Layer<Pool, never, Settings | Metrics | Dialer | HealthCheck | Resolver | LogLimits> => {
   const registry = overrides.registry ?? BackendRegistryLive.layer([])
   const discovery = overrides.registry === undefined ? DiscoveryLive.layer : DiscoveryLive.none
   const parts = Layer.mergeAll(

@@ -21,6 +21,7 @@ import * as ClientHello from "../domain/ClientHello.ts"
 import * as Config from "../domain/Config.ts"
 import type { Dialer } from "../services/Dialer.ts"
 import type { HealthCheck } from "../services/HealthCheck.ts"
+import type { LogLimits } from "../services/LogLimits.ts"
 import type { Metrics } from "../services/Metrics.ts"
 import { Pool, type PreparedPool, type UpstreamTls } from "../services/Pool.ts"
 import type { Resolver } from "../services/Resolver.ts"
@@ -75,13 +76,13 @@ const needsTls = (config: Config.ProxyConfig): boolean =>
 /** The routes of the settings, over the default pool in context; route pools are built with `overrides`. */
 export const layer = (
   overrides: PoolLive.PoolOverrides = {}
-): Layer.Layer<Routes, TlsConfigError, Pool | Settings | Metrics | Dialer | HealthCheck | Resolver> =>
+): Layer.Layer<Routes, TlsConfigError, Pool | Settings | Metrics | Dialer | HealthCheck | Resolver | LogLimits> =>
   Layer.effect(
     Routes,
     Effect.gen(function*() {
       const defaultPool = yield* Pool
       const settings = yield* Settings
-      const shared = yield* Effect.context<Settings | Metrics | Dialer | HealthCheck | Resolver>()
+      const shared = yield* Effect.context<Settings | Metrics | Dialer | HealthCheck | Resolver | LogLimits>()
       let installed: ReadonlyArray<Installed> = []
       let front: Front = { _tag: "Direct", target: { mode: "plain", pool: defaultPool, upstreamTls: undefined } }
 

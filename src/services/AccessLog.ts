@@ -22,6 +22,7 @@ export const viaLogger: AccessLogWriter = {
   write: (entry) => {
     const annotations: Record<string, unknown> = { client: entry.client }
     if (entry.backend !== undefined) annotations.backend = entry.backend
+    if (entry.backend_local !== undefined) annotations.backend_local = entry.backend_local
     annotations.bytes_in = entry.bytes_in
     annotations.bytes_out = entry.bytes_out
     annotations.duration_ms = entry.duration_ms

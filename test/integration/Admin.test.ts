@@ -180,7 +180,7 @@ describe("logs", () => {
       const backend = yield* echoServer()
       const dead = yield* deadPort
       const cli = yield* spawnCli([
-        "--laddr", "127.0.0.1:0", "--log-level", "warn", "--health-interval", "50ms", "--unhealthy-threshold", "1",
+        "--laddr", "127.0.0.1:0", "--log-level", "warn", "--health-interval", "100ms", "--unhealthy-threshold", "1",
         backend.address, `127.0.0.1:${dead}`
       ])
       yield* until("the UNHEALTHY warning", () => cli.stderr().includes("now UNHEALTHY"))

@@ -268,11 +268,11 @@ describe("ConfigFile.parse errors", () => {
   it("rejects a bad duration", () => {
     assert.strictEqual(
       rejected("timeout: 3 parsecs"),
-      `proxy.yaml: at timeout: expected a duration such as 3s, 500ms, 1m30s or "3 seconds", got "3 parsecs"`
+      `proxy.yaml: at timeout: expected a duration between 1ms and 24 days, such as 3s, 500ms, 1m30s or "3 seconds", got "3 parsecs"`
     )
     assert.strictEqual(
       rejected("grace: 5"),
-      `proxy.yaml: at grace: expected a duration such as 3s, 500ms, 1m30s or "3 seconds", got 5`
+      `proxy.yaml: at grace: expected a duration between 1ms and 24 days, such as 3s, 500ms, 1m30s or "3 seconds", got 5`
     )
   })
 
@@ -427,4 +427,64 @@ describe("ConfigFile.apply", () => {
     const config = ConfigFile.apply(base, parsed("backends: [10.0.0.2:8000, { address: 10.0.0.3:8000, weight: 2 }]"))
     assert.deepStrictEqual(config.backends, [backend("10.0.0.2:8000"), backend("10.0.0.3:8000", 2)])
   })
+})
+
+describe("ConfigFile.parse, hostile files", () => {
+  it("refuses an alias-expansion bomb with one line", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for (let i = 1; i < 9; i++) {
+      levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(", ")}]`)
+    }
+    const message = rejected(`${levels.join("\n")}\nbackends: ["127.0.0.1:80"]\n`)
+    assert.match(message, /^proxy\.yaml: too many aliases/)
+    assert.notInclude(message, "\n")
+  })
+
+  it("refuses a key given twice, in YAML and in JSON", () => {
+    assert.match(rejected("timeout: 3s\ntimeout: 4s\n"), /^proxy\.yaml: line 2, column 1: map keys must be unique/)
+    assert.strictEqual(
+      rejected(`{\n  "timeout": "3s",\n  "timeout": "4s"\n}`, "proxy.json"),
+      `proxy.json: line 3, column 3: duplicate key "timeout"`
+    )
+    assert.match(rejected(`{"backends": [{"address": "127.0.0.1:80", "address": "127.0.0.1:81"}]}`, "proxy.json"), /duplicate key "address"/)
+    // The same key in different objects is fine, and so is a value equal to a key.
+    const fine = parsed(`{"routes": [], "backends": [{"address": "127.0.0.1:80"}, {"address": "127.0.0.1:81"}], "log-format": "text", "lb": "hash"}`, "proxy.json")
+    assert.strictEqual(fine.backends?.length, 2)
+  })
+
+  it("refuses a file over 10 MiB without parsing it", () => {
+    const huge = `backends: ["127.0.0.1:80"]\n# ${"x".repeat(ConfigFile.maxBytes)}\n`
+    assert.strictEqual(rejected(huge), "proxy.yaml: larger than 10 MiB")
+  })
+
+  it("shows at most 80 characters of a value, escaped, on one line", () => {
+    const long = "a".repeat(50_000)
+    const message = rejected(`timeout: "${long}"`)
+    assert.isBelow(message.length, 300)
+    assert.include(message, `"${"a".repeat(80)}"... (50000 characters)`)
+    const controls = rejected(`timeout: "3\\u0007\\u001b[31m"\nbackends: ["127.0.0.1:80"]`)
+    assert.notMatch(controls, /[\u0000-\u001f]/)
+    assert.include(controls, "\\u0007")
+    const badKey = rejected(`"bad\\u0000key": 1`)
+    assert.notMatch(badKey, /[\u0000-\u001f]/)
+  })
+
+  it("refuses durations outside their range, naming it", () => {
+    assert.match(rejected("timeout: 999h"), /at timeout: expected a duration between 1ms and 24 days/)
+    assert.match(rejected("health-interval: 0s"), /at health-interval: expected a duration between 100ms and 24 days/)
+    assert.match(rejected("dns-refresh: 10ms"), /at dns-refresh: expected a duration between 100ms and 24 days/)
+    assert.match(rejected(`idle-timeout: ${"9".repeat(400)}s`), /at idle-timeout: expected a duration between 1ms and 24 days/)
+  })
+})
+
+describe("ConfigSource.read", () => {
+  it.effect("refuses a file over 10 MiB without reading it to its end", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "tcp-proxy-config-"))
+      const file = join(dir, "big.yaml")
+      writeFileSync(file, "x".repeat(ConfigFile.maxBytes + 1))
+      const result = yield* Effect.result(ConfigSource.read(file))
+      rmSync(dir, { recursive: true })
+      assert.isTrue(Result.isFailure(result) && result.failure.message === `${file}: larger than 10 MiB`)
+    }))
 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Option } from "effect"
+import { Duration, Option, Result } from "effect"
 import * as DurationText from "../../src/domain/Duration.ts"
 
 /** The parsed duration in nanoseconds, failing the test when the text was rejected. */
@@ -61,5 +61,25 @@ describe("Duration.parse", () => {
     for (const text of ["3x", "", "s", "ms", "3", "-3s", "3 s", "3S", "s3", "3s x", "1m30", "three seconds", "3 parsecs", "3seconds", "1..5s"]) {
       assert.isTrue(Option.isNone(DurationText.parse(text)), JSON.stringify(text))
     }
+  })
+})
+
+describe("Duration.parseWithin", () => {
+  const accepted = (text: string, range: DurationText.Range) => Result.isSuccess(DurationText.parseWithin(text, range))
+
+  it("accepts timeouts from 1ms to 24 days, and nothing outside", () => {
+    for (const text of ["1ms", "3s", "24h", "576h", "24 days"]) assert.isTrue(accepted(text, DurationText.timeoutRange), text)
+    for (const text of ["0s", "500us", "999h", "25 days", "1000000000000000000000h", `${"9".repeat(400)}s`]) {
+      assert.isFalse(accepted(text, DurationText.timeoutRange), text)
+    }
+  })
+
+  it("accepts intervals from 100ms up, and names the range when it refuses", () => {
+    assert.isTrue(accepted("100ms", DurationText.intervalRange))
+    assert.isTrue(accepted("5s", DurationText.intervalRange))
+    assert.isFalse(accepted("0s", DurationText.intervalRange))
+    assert.isFalse(accepted("99ms", DurationText.intervalRange))
+    const refused = DurationText.parseWithin("0s", DurationText.intervalRange)
+    assert.isTrue(Result.isFailure(refused) && refused.failure.includes("between 100ms and 24 days"))
   })
 })

@@ -2,6 +2,7 @@ import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as Config from "../../src/domain/Config.ts"
+import * as LogLimitsLive from "../../src/layers/LogLimitsLive.ts"
 import * as PoolLive from "../../src/layers/PoolLive.ts"
 import * as SettingsLive from "../../src/layers/SettingsLive.ts"
 import { DialError, Dialer, type DialFailure } from "../../src/services/Dialer.ts"
@@ -41,6 +42,7 @@ const world = (backends: ReadonlyArray<Config.Backend>, scripts: Record<string, 
       Layer.succeed(HealthCheck)({ check: () => Effect.void }),
       Layer.succeed(Resolver)({ resolve: () => Effect.succeed([]) }),
       SettingsLive.layer(config),
+      LogLimitsLive.layer,
       freshMetrics
     ))
   )
