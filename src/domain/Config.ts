@@ -144,14 +144,23 @@ export interface PoolConfig {
   readonly backends: ReadonlyArray<Backend>
   readonly balancer: BalancerName
   readonly health: HealthSettings
+  /** What a connection to a backend of the pool starts with, so that a health check starts with it too. */
+  readonly proxyProtocol: ProxyProtocol.Mode
+  /** TLS toward the backends (verified against the CA file when one is given); none for passthrough routes. */
+  readonly backendTls: Option.Option<{ readonly ca: Option.Option<string> }>
 }
+
+const backendTlsOf = (config: ProxyConfig) =>
+  config.backendTls ? Option.some({ ca: config.backendCa }) : Option.none()
 
 /** The default pool: the top-level backends, balancer and health settings. */
 export const defaultPool = (config: ProxyConfig): PoolConfig => ({
   name: "default",
   backends: config.backends,
   balancer: config.balancer,
-  health: config.health
+  health: config.health,
+  proxyProtocol: config.proxyProtocol,
+  backendTls: backendTlsOf(config)
 })
 
 /** A route's pool: its backends, its balancer (else the top-level one), the top-level health settings. */
@@ -159,7 +168,9 @@ export const routePool = (config: ProxyConfig, route: Route): PoolConfig => ({
   name: route.sni.join(","),
   backends: route.backends,
   balancer: Option.getOrElse(route.balancer, () => config.balancer),
-  health: config.health
+  health: config.health,
+  proxyProtocol: config.proxyProtocol,
+  backendTls: route.mode === "passthrough" ? Option.none() : backendTlsOf(config)
 })
 
 /**

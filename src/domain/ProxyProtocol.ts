@@ -88,3 +88,13 @@ export const v2 = (endpoints: Endpoints): Buffer => {
 /** The header of a version. */
 export const header = (version: "v1" | "v2", endpoints: Endpoints): Buffer =>
   version === "v1" ? v1(endpoints) : v2(endpoints)
+
+/**
+ * The header of a connection that carries no client (a health check): `PROXY
+ * UNKNOWN` in v1, the LOCAL command in v2, so that a backend that requires the
+ * protocol accepts it quietly.
+ */
+export const localHeader = (version: "v1" | "v2"): Buffer =>
+  version === "v1"
+    ? Buffer.from("PROXY UNKNOWN\r\n", "latin1")
+    : Buffer.concat([v2Signature, Buffer.from([0x20, 0x00, 0x00, 0x00])])

@@ -115,7 +115,7 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       })
     })
 
-  const report = (address: string, success: boolean) =>
+  const report = (address: string, success: boolean, reason?: string) =>
     Effect.suspend(() => {
       const entry = entries.get(address)
       if (entry === undefined || !entry.member) return Effect.void
@@ -129,7 +129,9 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       return Effect.andThen(
         state === "HEALTHY"
           ? Effect.logInfo(`backend ${address} now HEALTHY`)
-          : Effect.logWarning(`backend ${address} now UNHEALTHY`),
+          : reason === undefined
+          ? Effect.logWarning(`backend ${address} now UNHEALTHY`)
+          : Effect.logWarning(`backend ${address} now UNHEALTHY`).pipe(Effect.annotateLogs({ reason })),
         PubSub.publish(changes, RegistryChange.StateChanged({ backend: entry.backend, state }))
       )
     })

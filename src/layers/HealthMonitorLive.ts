@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -30,19 +31,28 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Me
     const settings = yield* PoolSettings
     let interval = SubscriptionRef.getUnsafe(settings).health.interval
 
-    const record = (backend: Backend, success: boolean) =>
+    const record = (backend: Backend, success: boolean, reason?: string) =>
       Effect.suspend(() => {
         metrics.healthChecked(backend.address, success)
-        return registry.report(backend.address, success)
+        return registry.report(backend.address, success, reason)
       })
 
     const checkOnce = (backend: Backend) =>
-      Effect.suspend(() =>
-        healthCheck.check(backend, { timeoutMs: Duration.toMillis(SubscriptionRef.getUnsafe(settings).health.timeout) })
-      ).pipe(
+      Effect.suspend(() => {
+        const pool = SubscriptionRef.getUnsafe(settings)
+        return healthCheck.check(backend, {
+          timeoutMs: Duration.toMillis(pool.health.timeout),
+          proxyProtocol: pool.proxyProtocol,
+          tls: Option.match(pool.backendTls, {
+            onNone: () => undefined,
+            onSome: (tls) => ({ ca: Option.getOrUndefined(tls.ca) })
+          })
+        })
+      }).pipe(
         Effect.matchEffect({
           onSuccess: () => record(backend, true),
-          onFailure: (error) => error.local ? Effect.logDebug(error.message) : record(backend, false)
+          onFailure: (error) =>
+            error.local ? Effect.logDebug(error.message) : record(backend, false, error.reason)
         })
       )
 

@@ -79,7 +79,7 @@ const make = Effect.gen(function*() {
       lastLogged.set(backend, now)
       return Effect.logWarning(`dial ${address} failed: ${reason}`)
     })
-    return registry.report(address, false).pipe(
+    return registry.report(address, false, reason).pipe(
       Effect.andThen(log),
       Effect.andThen(Effect.fail(new DialFailed({ backend: address, reason })))
     )

@@ -91,10 +91,11 @@ export class BackendRegistry extends Context.Service<BackendRegistry, {
   /**
    * Records one health result for a member (an active check's, or a failed
    * dial of a real connection) through the pool's thresholds, changing (and
-   * logging) its state when one is reached. Results for addresses that are
-   * not members are dropped.
+   * logging) its state when one is reached, with the `reason` of the failure
+   * that turned it UNHEALTHY. Results for addresses that are not members
+   * are dropped.
    */
-  readonly report: (address: string, success: boolean) => Effect.Effect<void>
+  readonly report: (address: string, success: boolean, reason?: string) => Effect.Effect<void>
   /** Counts one more active connection on a member, until the lease is released; undefined for an unknown address. */
   readonly acquire: (address: string) => Lease | undefined
   /**

@@ -7,10 +7,18 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type { Backend } from "../domain/Config.ts"
+import type * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 
-/** How a check is made: the pool's health settings at the time of the check. */
+/**
+ * How a check is made, from the pool's settings at the time of the check: it
+ * does what a connection needs (the PROXY header a connection sends first,
+ * TLS toward the backend verified like a connection's), within `timeoutMs`.
+ */
 export interface CheckOptions {
   readonly timeoutMs: number
+  readonly proxyProtocol: ProxyProtocol.Mode
+  /** Complete a TLS handshake, verified against this CA file when given. */
+  readonly tls: { readonly ca: string | undefined } | undefined
 }
 
 /**
