@@ -41,23 +41,40 @@ const version = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String 
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 ).version
 
-/** SIGUSR1: the metrics snapshot on stdout, for each arrival. */
+/**
+ * SIGUSR1: the metrics snapshot on stdout, for each arrival. When stdout is
+ * not being read (its buffer already holds a megabyte), a snapshot is skipped
+ * rather than piled up in memory.
+ */
 const snapshotOn = (arrivals: Stream.Stream<NodeJS.Signals>) =>
   Layer.effectDiscard(Effect.gen(function*() {
     const metrics = yield* Metrics
-    yield* arrivals.pipe(Stream.runForEach(() => Effect.flatMap(metrics.snapshot, Console.log)), Effect.forkScoped)
+    const print = (snapshot: string) =>
+      process.stdout.writableLength > maxUnwrittenStdout
+        ? Effect.logWarning("SIGUSR1 snapshot skipped: stdout is not being read")
+        : Effect.sync(() => {
+          process.stdout.write(`${snapshot}\n`)
+        })
+    yield* arrivals.pipe(Stream.runForEach(() => Effect.flatMap(metrics.snapshot, print)), Effect.forkScoped)
   }))
+
+/** How much of the snapshots stdout may hold unwritten before more are skipped. */
+const maxUnwrittenStdout = 1024 * 1024
 
 const command = Command.make("tcp-proxy", Flags.flags, (input) =>
   Effect.gen(function*() {
-    const file = Option.isSome(input.config) ? yield* ConfigSource.load(input.config.value) : undefined
+    // The file's text is read once here; reloads compare later reads with it.
+    const source = Option.isSome(input.config)
+      ? Option.some({ path: input.config.value, text: yield* ConfigSource.read(input.config.value) })
+      : Option.none()
+    const file = Option.isSome(source) ? yield* ConfigSource.parse(source.value.text, source.value.path) : undefined
     const overrides = yield* Flags.overrides(input)
     const backends = yield* Flags.backends(input)
     const config = yield* Flags.compose(file, overrides, backends)
     // Listen before anything starts, so that no signal finds its default action (ending the process).
     const usr1 = yield* listen("SIGUSR1")
     const hup = yield* listen("SIGHUP")
-    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, input.config, overrides, backends, TcpProxy.reconfigure)).pipe(
+    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, source, overrides, backends, TcpProxy.reconfigure)).pipe(
       Layer.provideMerge(TcpProxy.layerWithSettings(config)),
       Layer.provide(Layer.succeed(DrainCut, nextStop)),
       Layer.provide(Logging.layer),

@@ -6,7 +6,9 @@
  * @since 0.1.0
  */
 import { watch } from "node:fs"
+import { constants } from "node:fs"
 import { open } from "node:fs/promises"
+import { setTimeout as sleep } from "node:timers/promises"
 import { basename, dirname } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
@@ -28,18 +30,35 @@ const readFailure = (error: unknown): string => {
     : String(error)
 }
 
-/** Reads at most `limit` bytes of a file (a FIFO or a device included); more than that is `undefined`. */
+/** How long to wait before reading a FIFO again that has no data yet. */
+const fifoPollMs = 50
+
+/**
+ * Reads at most `limit` bytes of a file; more than that is `undefined`. The
+ * file is opened without blocking, so that a FIFO whose writer has not come
+ * yet holds no thread and the wait stays interruptible (a signal can still
+ * stop the proxy): a FIFO is read until its writer has written and closed it.
+ */
 const readAtMost = async (file: string, limit: number): Promise<Buffer | undefined> => {
-  const handle = await open(file, "r")
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
+    const fifo = (await handle.stat()).isFIFO()
     const chunks: Array<Buffer> = []
     let total = 0
     for (;;) {
-      const { buffer, bytesRead } = await handle.read({ buffer: Buffer.allocUnsafe(64 * 1024) })
-      if (bytesRead === 0) return Buffer.concat(chunks, total)
-      total += bytesRead
+      const read = await handle.read({ buffer: Buffer.allocUnsafe(64 * 1024) }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "EAGAIN") return undefined
+        throw error
+      })
+      if (read === undefined || (read.bytesRead === 0 && fifo && total === 0)) {
+        // A FIFO with nothing written yet (no writer, or a writer that has not written).
+        await sleep(fifoPollMs)
+        continue
+      }
+      if (read.bytesRead === 0) return Buffer.concat(chunks, total)
+      total += read.bytesRead
       if (total > limit) return undefined
-      chunks.push(buffer.subarray(0, bytesRead))
+      chunks.push(read.buffer.subarray(0, read.bytesRead))
     }
   } finally {
     await handle.close()

@@ -48,11 +48,12 @@ const settled = (path: string) =>
 /**
  * Reloads the config file on SIGHUP and on changes to it, for as long as the
  * layer lives, putting each new configuration in force with `apply`
- * (`TcpProxy.reconfigure` in the CLI).
+ * (`TcpProxy.reconfigure` in the CLI). `file` is the file and the text it
+ * had at start.
  */
 export const on = <R>(
   hangups: Stream.Stream<NodeJS.Signals>,
-  file: Option.Option<string>,
+  file: Option.Option<{ readonly path: string; readonly text: string }>,
   overrides: PartialConfig,
   cliBackends: ReadonlyArray<Backend>,
   apply: (config: ProxyConfig) => Effect.Effect<void, { readonly message: string }, R>
@@ -65,9 +66,9 @@ export const on = <R>(
       )
       return
     }
-    const path = file.value
+    const path = file.value.path
     /** The text last tried (put in force, or rejected): a change that leaves it as it was reloads nothing. */
-    let lastTried = yield* ConfigSource.read(path).pipe(Effect.orElseSucceed(() => ""))
+    let lastTried = file.value.text
     const reload = (text: Effect.Effect<string, { readonly message: string }>, force: boolean) =>
       text.pipe(
         Effect.flatMap((text) => {

@@ -159,14 +159,19 @@ const isHostByte = (byte: number): boolean =>
   byte === 0x2d || // -
   byte === 0x2e // .
 
-/** A host name from the server_name extension, lower-cased, if it is a DNS name (letters, digits, `-`, labels of 1 to 63, at most 253 in all). */
-const hostName = (raw: Uint8Array): string | Stop => {
-  if (raw.length === 0) return malformed("empty server name")
-  if (raw.length > maxHostName) return malformed(`server name of ${raw.length} bytes is longer than ${maxHostName}`)
-  if (!raw.every(isHostByte)) return malformed("server name has characters other than letters, digits, '-' and '.'")
-  const name = String.fromCharCode(...raw).toLowerCase()
-  const label = name.split(".").find((label) => label.length === 0 || label.length > maxLabel)
-  return label === undefined ? name : malformed(`server name has a label of ${label.length} characters`)
+/**
+ * The host name of a server_name entry, lower-cased and without a trailing
+ * dot, when it is a DNS name (letters, digits, `-`, labels of 1 to 63, at most
+ * 253 in all); `undefined` when it is not, so that such a client goes to the
+ * default route (its hello is otherwise well formed).
+ */
+const hostName = (raw: Uint8Array): string | undefined => {
+  const length = raw.length > 0 && raw[raw.length - 1] === 0x2e ? raw.length - 1 : raw.length
+  if (length === 0 || length > maxHostName) return undefined
+  const bytes = raw.subarray(0, length)
+  if (!bytes.every(isHostByte)) return undefined
+  const name = String.fromCharCode(...bytes).toLowerCase()
+  return name.split(".").every((label) => label.length > 0 && label.length <= maxLabel) ? name : undefined
 }
 
 /** The first host name of a complete server_name extension, or `undefined` when it lists none. */
@@ -187,11 +192,7 @@ const serverNameExtension = (data: Uint8Array): string | undefined | Stop => {
     if (isStop(length)) return length
     const raw = take(cursor, length, list, "server name")
     if (isStop(raw)) return raw
-    if (type === nameTypeHostName && first === undefined) {
-      const name = hostName(raw)
-      if (isStop(name)) return name
-      first = name
-    }
+    if (type === nameTypeHostName && first === undefined) first = hostName(raw)
   }
   return first
 }

@@ -3,8 +3,10 @@
  * the registry), `GET /healthz` (200 while a backend of the default pool is
  * HEALTHY and the proxy is not draining, 503 otherwise) and `GET /backends`
  * (JSON, every pool). Other paths 404. It is built before the listener, so
- * it keeps answering through the drain. The proxy loads this module only
- * when `--metrics-addr` is given.
+ * it keeps answering through the drain. It can never starve the data path:
+ * it holds at most 64 connections, closes one whose request headers take over
+ * 10 s or that sits idle for 30 s, and renders `/metrics` at most once a
+ * second. The proxy loads this module only when `--metrics-addr` is given.
  *
  * @since 0.1.0
  */
@@ -30,7 +32,27 @@ const describeBackend = (status: BackendStatus) => ({
   activeConnections: status.activeConnections
 })
 
-/** The `/healthz` and `/backends` routes over the pools and the draining flag. */
+/** Connections the admin endpoint holds at once; more are closed as they arrive. */
+export const maxConnections = 64
+/** How long a request's headers may take to arrive. */
+export const headersTimeoutMs = 10_000
+/** How long a connection may sit idle. */
+export const idleTimeoutMs = 30_000
+/** How long a rendered `/metrics` text is served again: scraping more often costs nothing more. */
+export const metricsTtlMs = 1000
+
+/** `/metrics`: Prometheus text of every metric in the registry, rendered at most once per {@link metricsTtlMs}. */
+const metrics = Effect.gen(function*() {
+  let cached: { readonly at: number; readonly text: string } | undefined
+  const render = Effect.suspend(() => {
+    const now = Date.now()
+    if (cached !== undefined && now - cached.at < metricsTtlMs) return Effect.succeed(cached.text)
+    return Effect.map(PrometheusMetrics.format(), (text) => (cached = { at: now, text }).text)
+  })
+  return Effect.map(render, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+})
+
+/** The routes over the pools and the draining flag. */
 const routes = Layer.unwrap(Effect.gen(function*() {
   const pools = (yield* Routes).pools
   const draining = yield* Draining
@@ -52,7 +74,7 @@ const routes = Layer.unwrap(Effect.gen(function*() {
     })
   })
   return Layer.mergeAll(
-    PrometheusMetrics.layerHttp(),
+    HttpRouter.add("GET", "/metrics", yield* metrics),
     HttpRouter.add("GET", "/healthz", healthz),
     HttpRouter.add("GET", "/backends", backends)
   )
@@ -63,7 +85,15 @@ export const layer = (
   address: Address.ListenAddress
 ): Layer.Layer<AdminEndpoint, AdminListenError, Routes | Draining> =>
   Layer.unwrap(Effect.sync(() => {
-    const server: Server = createServer()
+    const server: Server = createServer({
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: headersTimeoutMs,
+      keepAliveTimeout: idleTimeoutMs,
+      // How often headersTimeout and requestTimeout are checked.
+      connectionsCheckingInterval: 1000
+    })
+    server.maxConnections = maxConnections
+    server.setTimeout(idleTimeoutMs)
     const text = Address.format(address.host, address.port)
     const endpoint = Layer.effect(
       AdminEndpoint,

@@ -186,9 +186,11 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     const finish = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
       Effect.suspend(() => {
         const { socket } = conn
-        conn.entry?.downstream.destroy()
-        socket.destroy()
         const { ending, error } = endingOf(exit)
+        conn.entry?.downstream.destroy()
+        // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
+        if (ending.end === "shutdown") socket.resetAndDestroy()
+        else socket.destroy()
         const durationMs = performance.now() - conn.started
         metrics.connectionClosed({
           bytesIn: socket.bytesRead,

@@ -119,15 +119,20 @@ export const terminate = (
       socket.destroy()
       resume(Effect.fail(new HandshakeError({ reason })))
     }
-    const onError = (error: Error) => fail(error.message)
+    const onError = (error: Error) => fail(error.message.trim())
     const onClose = () => fail("closed by the client")
     const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
     secure.once("error", onError)
     secure.once("close", onClose)
+    // A client that half-closes before the handshake is done will never finish it.
+    socket.once("end", onClose)
+    secure.once("end", onClose)
     secure.once("secure", () => {
       clearTimeout(timer)
       secure.off("error", onError)
       secure.off("close", onClose)
+      socket.off("end", onClose)
+      secure.off("end", onClose)
       secure.on("error", () => {}) // the relay watches from here
       resume(Effect.succeed(secure))
     })
@@ -156,7 +161,7 @@ export const originate = (
       secure.destroy()
       resume(Effect.fail(new HandshakeError({ reason: `with backend: ${reason}` })))
     }
-    const onError = (error: Error) => fail(error.message)
+    const onError = (error: Error) => fail(error.message.trim())
     const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
     secure.once("error", onError)
     secure.once("secureConnect", () => {

@@ -258,15 +258,6 @@ describe("peek on crafted hellos", () => {
       record([...bodyHead(), ...vec16([...supportedVersions, 0, 10, 0])]),
       /extension 0x000a length overruns/
     ],
-    ["an empty server name", withExtensions(sni(nameEntry(""))), /empty server name/],
-    ["a 300-byte server name", withExtensions(sni(nameEntry(`${"a.".repeat(149)}ab`))), /300 bytes/],
-    ["a 64-character label", withExtensions(sni(nameEntry(`${label64}.example`))), /label of 64/],
-    ["an empty label", withExtensions(sni(nameEntry("a..example"))), /label of 0/],
-    ["a trailing dot", withExtensions(sni(nameEntry("a.example."))), /label of 0/],
-    ["an underscore", withExtensions(sni(nameEntry("a_b.example"))), /characters/],
-    ["a space", withExtensions(sni(nameEntry("a b.example"))), /characters/],
-    ["a NUL byte", withExtensions(sni(nameEntry("a.example\u0000.evil"))), /characters/],
-    ["a non-ASCII byte", withExtensions(sni(nameEntry("b\u00fccher.example"))), /characters/],
     [
       "a server name list longer than the extension",
       withExtensions(extension(0, [...u16(20), ...nameEntry("a.example")])),
@@ -290,6 +281,29 @@ describe("peek on crafted hellos", () => {
       /duplicate server_name/
     ]
   ]
+
+  /** Well-formed hellos whose name is no valid host name: they go to the default route (no name), not closed. */
+  const notHostNames: ReadonlyArray<readonly [string, string]> = [
+    ["an empty server name", ""],
+    ["a 300-byte server name", `${"a.".repeat(149)}ab`],
+    ["a 64-character label", `${label64}.example`],
+    ["an empty label", "a..example"],
+    ["a lone dot", "."],
+    ["an underscore", "a_b.example"],
+    ["a space", "a b.example"],
+    ["a NUL byte", "a.example\u0000.evil"],
+    ["a non-ASCII byte", "b\u00fccher.example"]
+  ]
+
+  it.each(notHostNames)("reads %s as no server name (the default route)", (_name, name) => {
+    const bytes = withExtensions(sni(nameEntry(name)))
+    assert.deepStrictEqual(ClientHello.peek(bytes), hello(undefined, bytes.length))
+  })
+
+  it("ignores a trailing dot: `a.example.` is `a.example`", () => {
+    const bytes = withExtensions(sni(nameEntry("A.Example.")))
+    assert.deepStrictEqual(ClientHello.peek(bytes), hello("a.example", bytes.length))
+  })
 
   it.each(cases)("rejects %s", (_name, bytes, reason) => {
     assertMalformed(ClientHello.peek(bytes), reason)

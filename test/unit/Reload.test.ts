@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -25,7 +25,8 @@ const reloading = (file: string, apply: (config: ProxyConfig) => Effect.Effect<v
     const capture = Logger.layer([Logger.make<unknown, void>(({ message }) => {
       lines.push(Array.isArray(message) ? message.join(" ") : String(message))
     })])
-    yield* Layer.build(Reload.on(Stream.fromQueue(hangups), Option.some(file), {}, [], apply).pipe(Layer.provide(capture)))
+    const text = readFileSync(file, "utf8")
+    yield* Layer.build(Reload.on(Stream.fromQueue(hangups), Option.some({ path: file, text }), {}, [], apply).pipe(Layer.provide(capture)))
     return hangups
   })
 
