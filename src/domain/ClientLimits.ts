@@ -8,7 +8,8 @@
  * and so that it can later live in a `SharedArrayBuffer` shared by worker
  * threads (calls are not yet synchronised between threads). An entry is
  * keyed by the address as four uint32 words, IPv4 as `::ffff:a.b.c.d`, so an
- * IPv4-mapped client counts as its IPv4 address. A bucket is kept as the
+ * IPv4-mapped client counts as its IPv4 address; the hash is seeded at
+ * random, so that clients cannot pick addresses that collide. A bucket is kept as the
  * tokens spent and the time of the last spending; the refill is worked out
  * when the address next connects, so no timer runs.
  *
@@ -20,11 +21,11 @@
  *
  * When the table is full (`maxEntries` addresses), a new address takes the
  * place of one without open connections, found by a clock hand sweeping the
- * table: idle entries go first; one still refilling its bucket is taken only
- * if it was not seen during a whole turn of the hand (CLOCK, an
- * approximation of least recently seen), and its address then starts afresh.
- * If every entry has open connections, the new address is refused as
- * `per_ip_limit` (admitted uncounted when no limit is set). With the default
+ * table: it takes the first entry it reaches that is idle, or that is still
+ * refilling its bucket but was not seen since the hand last passed (CLOCK, an
+ * approximation of least recently seen); such an address starts afresh when
+ * it comes back. If every entry has open connections, the new address is
+ * refused as `per_ip_limit` (admitted uncounted when no limit is set). With the default
  * capacity of 65536, far above `--max-connections`' default of 10000, that
  * takes more than 65536 distinct clients holding connections at once.
  *
