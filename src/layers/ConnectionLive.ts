@@ -141,6 +141,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
           backend: upstream.socket,
           clientTcp: conn.socket,
           backendTcp: upstream.connection,
+          backendReads: upstream.reads,
           idleTimeoutMs: conn.limits.idleTimeoutMs
         })
       })

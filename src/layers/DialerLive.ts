@@ -39,9 +39,15 @@ const ignore = () => {}
  * attached to the socket for its whole life).
  */
 export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
-  dial: (backend, timeoutMs) =>
+  dial: (backend, timeoutMs, reads) =>
     Effect.callback<Net.Socket, DialError>((resume) => {
-      const socket = Net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true })
+      const socket = Net.connect({
+        host: backend.host,
+        port: backend.port,
+        allowHalfOpen: true,
+        noDelay: true,
+        ...(reads === undefined ? {} : { onread: reads.onread })
+      })
       const fail = (reason: DialFailure, code: string | undefined) => {
         clearTimeout(timer)
         socket.destroy()

@@ -3,8 +3,9 @@
  * every health interval and reports each result to the registry, which
  * applies the thresholds. Checks start and stop with their backends, and
  * restart when a reload changes the interval. A check that fails because the
- * proxy ran out of a local resource says nothing about the backend and is
- * not reported.
+ * proxy ran out of a local resource says nothing about the backend: it is
+ * not reported, and is logged at error level (at most once a second, with
+ * the pool's dials), since clients are likely turned away meanwhile.
  *
  * @since 0.1.0
  */
@@ -19,16 +20,18 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend } from "../domain/Config.ts"
 import { BackendRegistry } from "../services/BackendRegistry.ts"
 import { HealthCheck } from "../services/HealthCheck.ts"
+import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics } from "../services/Metrics.ts"
 import { PoolSettings } from "../services/Pool.ts"
 
 /** Checks every member of the pool's registry with the pool's health settings, for as long as the layer lives. */
-export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Metrics | PoolSettings> = Layer
+export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | LogLimits | Metrics | PoolSettings> = Layer
   .effectDiscard(Effect.gen(function*() {
     const registry = yield* BackendRegistry
     const healthCheck = yield* HealthCheck
     const metrics = yield* Metrics
     const settings = yield* PoolSettings
+    const logLimits = yield* LogLimits
     let interval = SubscriptionRef.getUnsafe(settings).health.interval
 
     const record = (backend: Backend, success: boolean, reason?: string) =>
@@ -52,7 +55,14 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Me
         Effect.matchEffect({
           onSuccess: () => record(backend, true),
           onFailure: (error) =>
-            error.local ? Effect.logDebug(error.message) : record(backend, false, error.reason)
+            error.local
+              ? logLimits.log({
+                kind: "out of a local resource",
+                perSecond: 1,
+                level: "error",
+                message: `${error.message}; not counted against the backend`
+              })
+              : record(backend, false, error.reason)
         })
       )
 

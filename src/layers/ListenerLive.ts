@@ -65,7 +65,9 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
     const cut = yield* DrainCut
     const logLimits = yield* LogLimits
     const context = yield* Effect.context<never>()
-    const server = Net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    // A high-water mark of one byte: writing to a client reports backpressure as soon as a write is pending, and a
+    // paused client is read no further than one read.
+    const server = Net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: 1 }, (socket) => {
       // Until the relay watches it, an error on the socket must not crash the process.
       socket.on("error", ignore)
       connections.runUnsafe(connection.handle(socket))
@@ -79,7 +81,7 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
         perSecond: 1,
         level: "error",
         message: local
-          ? `accept failed: ${error.code} (out of file descriptors or memory); new clients wait until some are free`
+          ? `accept failed: ${error.code} (out of file descriptors or memory); clients are turned away until some are free`
           : `listener error: ${error.message}`
       }))
     })

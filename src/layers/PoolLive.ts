@@ -31,6 +31,7 @@ import {
 } from "../services/Pool.ts"
 import type { Resolver } from "../services/Resolver.ts"
 import type { Settings } from "../services/Settings.ts"
+import { SharedBufferReads } from "../net/SharedBufferReads.ts"
 import * as BackendRegistryLive from "./BackendRegistryLive.ts"
 import * as BalancerLive from "./BalancerLive.ts"
 import * as DiscoveryLive from "./DiscoveryLive.ts"
@@ -68,8 +69,13 @@ const make = Effect.gen(function*() {
     metrics.dialed(address, seconds, false)
     if (local) {
       return Effect.andThen(
-        logLimits.log({ kind: "out of a local resource", perSecond: 1, level: "error", message: `dial ${address} failed: ${reason}` }),
-        Effect.fail(new LocalResource({ backend: address, code: reason }))
+        logLimits.log({
+          kind: "out of a local resource",
+          perSecond: 1,
+          level: "error",
+          message: `dial ${address} failed: ${reason}; not counted against the backend`
+        }),
+        Effect.fail(new LocalResource({ backend: address, reason }))
       )
     }
     const now = Date.now()
@@ -109,13 +115,15 @@ const make = Effect.gen(function*() {
       }
       lease.release()
     })
-    const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs), (connection) => {
+    // A plain connection reads into the shared buffer; a TLS session reads its own way.
+    const reads = request.tls === undefined ? new SharedBufferReads() : undefined
+    const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs, reads), (connection) => {
       if (request.preamble !== undefined) connection.write(request.preamble)
-      if (request.tls === undefined) return Effect.succeed(upstream = { backend, connection, socket: connection })
+      if (request.tls === undefined) return Effect.succeed(upstream = { backend, connection, socket: connection, reads })
       return Effect.map(
         Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
           Effect.sync(() => connection.destroy())),
-        (socket) => (upstream = { backend, connection, socket })
+        (socket) => (upstream = { backend, connection, socket, reads: undefined })
       )
     })
     return Effect.andThen(
@@ -129,7 +137,7 @@ const make = Effect.gen(function*() {
           lease.release()
           return failed(
             backend,
-            error._tag === "DialError" ? error.message : error.reason,
+            error._tag === "DialError" ? error.detail : error.reason,
             error._tag === "DialError" && error.reason === "local",
             (performance.now() - started) / 1000
           )

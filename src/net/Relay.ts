@@ -9,6 +9,7 @@
 import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
 import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
+import type { BackendReads } from "../services/Dialer.ts"
 
 /**
  * Relays `from`'s bytes into `to`, reading only as fast as `to` takes them;
@@ -35,6 +36,8 @@ export interface Ends {
   /** The TCP sockets under them (the same sockets on the plain path): what a reset resets. */
   readonly clientTcp: Net.Socket
   readonly backendTcp: Net.Socket
+  /** How `backend` delivers what it reads, when not through `data` events. */
+  readonly backendReads: BackendReads | undefined
   /** Close both sides after this long without a byte either way; 0 for never. */
   readonly idleTimeoutMs: number
 }
@@ -77,7 +80,8 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> =>
       })
     }
     forward(client, backend)
-    forward(backend, client)
+    if (ends.backendReads === undefined) forward(backend, client)
+    else ends.backendReads.into(backend, client)
     return Effect.sync(() => {
       clientTcp.resetAndDestroy()
       backendTcp.resetAndDestroy()

@@ -99,6 +99,19 @@ const replaying = (socket: Net.Socket, prefix: Buffer): Duplex => {
 }
 
 /**
+ * One line on why a handshake failed, with its code: OpenSSL's reason
+ * (`http request (ERR_SSL_HTTP_REQUEST)`) rather than its multi-part error
+ * string with file names; other errors by their message
+ * (`unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`).
+ */
+export const describeError = (error: Error): string => {
+  const code = "code" in error && typeof error.code === "string" ? error.code : undefined
+  const openSsl = "library" in error && "reason" in error && typeof error.reason === "string"
+  const text = openSsl ? String(error.reason) : error.message.trim()
+  return code === undefined || text.includes(code) ? text : `${text} (${code})`
+}
+
+/**
  * Completes a TLS handshake as the server over a client socket (with the
  * bytes a peek took replayed first), within `timeoutMs`.
  */
@@ -119,7 +132,7 @@ export const terminate = (
       socket.destroy()
       resume(Effect.fail(new HandshakeError({ reason })))
     }
-    const onError = (error: Error) => fail(error.message.trim())
+    const onError = (error: Error) => fail(describeError(error))
     const onClose = () => fail("closed by the client")
     const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
     secure.once("error", onError)
@@ -161,7 +174,7 @@ export const originate = (
       secure.destroy()
       resume(Effect.fail(new HandshakeError({ reason: `with backend: ${reason}` })))
     }
-    const onError = (error: Error) => fail(error.message.trim())
+    const onError = (error: Error) => fail(describeError(error))
     const timer = setTimeout(() => fail(`not done after ${timeoutMs}ms`), timeoutMs)
     secure.once("error", onError)
     secure.once("secureConnect", () => {

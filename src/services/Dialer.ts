@@ -22,9 +22,45 @@ export class DialError extends Data.TaggedError("DialError")<{
   /** The system error code (`ECONNREFUSED`, `EMFILE`...), when there is one. */
   readonly code: string | undefined
 }> {
-  override get message(): string {
-    return `dial ${this.backend}: ${this.reason}${this.code === undefined ? "" : ` (${this.code})`}`
+  /** Why, without the backend: `refused (ECONNREFUSED)`, `the proxy is out of file descriptors (EMFILE)`. */
+  get detail(): string {
+    const reason = this.reason === "local" ? `the proxy is out of ${resourceOf(this.code)}` : this.reason
+    return `${reason}${this.code === undefined ? "" : ` (${this.code})`}`
   }
+
+  override get message(): string {
+    return `dial ${this.backend}: ${this.detail}`
+  }
+}
+
+/** What a local failure's system error code says the proxy ran out of. */
+const resourceOf = (code: string | undefined): string => {
+  switch (code) {
+    case "EMFILE":
+    case "ENFILE":
+      return "file descriptors"
+    case "EADDRNOTAVAIL":
+      return "local ports"
+    default:
+      return "memory or buffers"
+  }
+}
+
+/**
+ * How a backend connection delivers what it reads when not through `data`
+ * events: Node's `onread` options for the socket, and where the bytes go once
+ * the relay starts. Reading this way lets backpressure stop the socket at
+ * once, so a connection whose client does not read holds one read's worth of
+ * the backend's bytes at most.
+ */
+export interface BackendReads {
+  readonly onread: Net.OnReadOpts
+  /**
+   * From now on writes what `from` (the socket dialled with {@link onread})
+   * reads into `to`, what it read before first, as fast as `to` takes it;
+   * `from`'s end becomes `to`'s.
+   */
+  readonly into: (from: Net.Socket, to: Net.Socket) => void
 }
 
 /** Connects to backends. */
@@ -32,6 +68,7 @@ export class Dialer extends Context.Service<Dialer, {
   /**
    * Connects to a backend with half-close allowed, failing when not
    * connected within `timeoutMs`. Interrupting the dial destroys the socket.
+   * With `reads`, the socket delivers what it reads through them.
    */
-  readonly dial: (backend: Backend, timeoutMs: number) => Effect.Effect<Net.Socket, DialError>
+  readonly dial: (backend: Backend, timeoutMs: number, reads?: BackendReads) => Effect.Effect<Net.Socket, DialError>
 }>()("effect-tcp-proxy/Dialer") {}

@@ -13,6 +13,7 @@ import type * as Scope from "effect/Scope"
 import type * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ClientView } from "../domain/balancing/Strategy.ts"
 import type { Backend, PoolConfig } from "../domain/Config.ts"
+import type { BackendReads } from "./Dialer.ts"
 import type { BackendRegistry, BackendStatus, RegistryUpdate } from "./BackendRegistry.ts"
 import type { HandshakeError } from "./Routes.ts"
 
@@ -41,10 +42,11 @@ export class DialFailed extends Data.TaggedError("DialFailed")<{
  */
 export class LocalResource extends Data.TaggedError("LocalResource")<{
   readonly backend: string
-  readonly code: string
+  /** What ran out, with the system error code: `the proxy is out of file descriptors (EMFILE)`. */
+  readonly reason: string
 }> {
   override get message(): string {
-    return `dial ${this.backend} failed: ${this.code} (out of a local resource)`
+    return `dial ${this.backend} failed: ${this.reason}`
   }
 }
 
@@ -74,6 +76,8 @@ export interface Upstream {
   readonly connection: Net.Socket
   /** What to relay with: the TLS session over the connection when re-encrypting, else the connection. */
   readonly socket: Net.Socket
+  /** How `socket` delivers what it reads, when not through `data` events (plain connections). */
+  readonly reads: BackendReads | undefined
 }
 
 /** Membership of a new configuration, resolved and ready to be put in force. */

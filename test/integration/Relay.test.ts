@@ -177,10 +177,10 @@ describe("relay", () => {
         Effect.gen(function*() {
           const live = yield* Dialer
           return Dialer.of({
-            dial: (target, timeout) =>
+            dial: (target, timeout, reads) =>
               Deferred.succeed(dialling, undefined).pipe(
                 Effect.andThen(Deferred.await(release)),
-                Effect.andThen(live.dial(target, timeout))
+                Effect.andThen(live.dial(target, timeout, reads))
               )
           })
         })
@@ -196,5 +196,20 @@ describe("relay", () => {
       yield* until("the backend socket to close", () => backend.accepted.every((socket) => socket.closed))
       const active = yield* proxy.registry.all
       assert.strictEqual(active[0]!.activeConnections, 0)
+    }))
+})
+
+describe("a dialer of an embedding app", () => {
+  it.live("that ignores the reads it is given still relays both ways", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const plainDialer = Layer.effect(
+        Dialer,
+        Effect.map(Dialer, (live) => Dialer.of({ dial: (target, timeout) => live.dial(target, timeout) }))
+      ).pipe(Layer.provide(DialerLive.layer))
+      const proxy = yield* startProxy(testConfig([backend.address]), { dialer: plainDialer })
+      const payload = randomBytes(1024 * 1024)
+      const reply = yield* exchange(proxy.port, payload)
+      assert.strictEqual(sha256(reply.data), sha256(payload))
     }))
 })

@@ -93,6 +93,27 @@ describe("TLS termination", () => {
       assert.strictEqual((yield* received).data.toString(), "secure:over tls")
     }))
 
+  it.live("a TLS backend whose certificate fails verification turns UNHEALTHY, its warn line naming the certificate error", () =>
+    Effect.gen(function*() {
+      const lines: Array<LogLine> = []
+      // The certificate is the CA's, but for web.example.com: not for the address dialled.
+      const wrongName = yield* tlsEchoServer("web", "web:")
+      const proxy = yield* startProxy(
+        testConfig([wrongName.address], {
+          backendTls: true,
+          backendCa: Option.some(fixture("ca.pem")),
+          health: { interval: Duration.millis(20), timeout: Duration.millis(500), healthyThreshold: 1, unhealthyThreshold: 2 }
+        })
+      ).pipe(Effect.provide(captureLogs(lines)))
+      const down = yield* eventually(
+        "the backend to turn UNHEALTHY",
+        Effect.sync(() => Option.fromUndefinedOr(lines.find((line) => line.message === `backend ${wrongName.address} now UNHEALTHY`)))
+      )
+      assert.strictEqual(down.level, "WARN")
+      assert.match(String(down.annotations.reason), /127\.0\.0\.1 is not in the cert's list.*ERR_TLS_CERT_ALTNAME_INVALID/)
+      assert.isTrue((yield* proxy.registry.all).every((status) => status.state === "UNHEALTHY"))
+    }))
+
   it.live("a failed handshake closes only that connection, is counted, and ends as protocol_error", () => {
     const lines: Array<LogLine> = []
     return Effect.gen(function*() {
@@ -165,6 +186,11 @@ describe("SNI routing", () => {
       assert.deepStrictEqual([deep.reply, deep.cn], ["default:c", "default"])
       const noSni = yield* tlsExchange(proxy.port, undefined, "d")
       assert.deepStrictEqual([noSni.reply, noSni.cn], ["default:d", "default"])
+      // A trailing dot names the same host; a name that is no valid host name gets the default route, not a close.
+      const dotted = yield* tlsExchange(proxy.port, "web.example.com.", "e")
+      assert.deepStrictEqual([dotted.reply, dotted.cn], ["web:e", "web"])
+      const underscore = yield* tlsExchange(proxy.port, "my_host.web.example.com", "f")
+      assert.deepStrictEqual([underscore.reply, underscore.cn], ["default:f", "default"])
     }))
 
   it.live("a reload swaps a certificate; a connection open before it keeps working", () =>

@@ -17,11 +17,24 @@ export interface CliProcess {
   readonly exit: Effect.Effect<number | string>
 }
 
+/** How to start the process. */
+export interface SpawnOptions {
+  /** The open-file limit (`ulimit -n`) of the process. */
+  readonly maxFiles?: number
+  /** Options for node itself, before the script. */
+  readonly nodeArgs?: ReadonlyArray<string>
+}
+
 /** Starts `tcp-proxy args...`; killed (SIGKILL) when the scope ends if still running. */
-export const spawnCli = (args: ReadonlyArray<string>) =>
+export const spawnCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}) =>
   Effect.acquireRelease(
     Effect.sync((): CliProcess => {
-      const child = spawn(process.execPath, [main, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      const command = [process.execPath, ...(options.nodeArgs ?? []), main, ...args]
+      const child = options.maxFiles === undefined
+        ? spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe"] })
+        : spawn("/bin/sh", ["-c", `ulimit -n ${options.maxFiles} && exec "$@"`, "sh", ...command], {
+          stdio: ["ignore", "pipe", "pipe"]
+        })
       let stdout = ""
       let stderr = ""
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))

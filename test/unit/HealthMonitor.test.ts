@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import type { Backend, HealthSettings } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
 import * as HealthMonitorLive from "../../src/layers/HealthMonitorLive.ts"
+import * as LogLimitsLive from "../../src/layers/LogLimitsLive.ts"
 import * as MetricsLive from "../../src/layers/MetricsLive.ts"
 import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
 import { HealthCheck, HealthCheckError } from "../../src/services/HealthCheck.ts"
@@ -21,6 +22,9 @@ const settings: HealthSettings = {
   healthyThreshold: 2
 }
 
+/** What a scripted check answers: a failure of the backend, or of the proxy's own resources. */
+type Answer = "success" | "failure" | "local"
+
 /**
  * A scripted world: the health check answers what `answers` says for each
  * backend (success when unset) and counts its calls; the registry and the
@@ -32,27 +36,32 @@ const makeWorld = (
   failing: ReadonlyArray<Backend> = [],
   registry: Layer.Layer<BackendRegistry, never, PoolSettings | Metrics> = BackendRegistryLive.layer([a, b])
 ) => {
-  const answers = new Map<string, boolean>(failing.map((target) => [target.address, false]))
+  const answers = new Map<string, Answer>(failing.map((target) => [target.address, "failure"]))
   const calls = new Map<string, number>()
   const logs: Array<string> = []
+  const errors: Array<string> = []
   const ScriptedCheck = Layer.succeed(HealthCheck)({
     check: (target) =>
       Effect.suspend(() => {
         calls.set(target.address, (calls.get(target.address) ?? 0) + 1)
-        return answers.get(target.address) === false
-          ? Effect.fail(new HealthCheckError({ backend: target.address, reason: "scripted failure", local: false }))
-          : Effect.void
+        const answer = answers.get(target.address) ?? "success"
+        return answer === "success"
+          ? Effect.void
+          : Effect.fail(new HealthCheckError({ backend: target.address, reason: `scripted ${answer}`, local: answer === "local" }))
       })
   })
   const CapturedLogs = Logger.layer([
-    Logger.make<unknown, void>(({ message }) => {
-      logs.push(Array.isArray(message) ? message.join(" ") : String(message))
+    Logger.make<unknown, void>(({ logLevel, message }) => {
+      const text = Array.isArray(message) ? message.join(" ") : String(message)
+      logs.push(text)
+      if (logLevel === "Error") errors.push(text)
     })
   ])
   const FreshMetricRegistry = Layer.sync(Metric.MetricRegistry, () => new Map())
   const shared = Layer.mergeAll(
     MetricsLive.layer.pipe(Layer.provide(FreshMetricRegistry)),
     ScriptedCheck,
+    LogLimitsLive.layer,
     poolSettings([a, b], settings)
   )
   const layer = HealthMonitorLive.layer.pipe(
@@ -63,9 +72,11 @@ const makeWorld = (
   return {
     layer,
     logs,
+    errors,
     calls: (target: Backend) => calls.get(target.address) ?? 0,
-    /** From now on every check of `target` answers `success`. */
-    answer: (target: Backend, success: boolean) => Effect.sync(() => answers.set(target.address, success))
+    /** From now on every check of `target` answers `answer`. */
+    answer: (target: Backend, answer: Answer | boolean) =>
+      Effect.sync(() => answers.set(target.address, answer === true ? "success" : answer === false ? "failure" : answer))
   }
 }
 
@@ -161,6 +172,21 @@ describe("HealthMonitorLive", () => {
       assert.strictEqual(yield* stateOf(a), "UNHEALTHY")
       assert.strictEqual(world.logs.filter((line) => line.includes(a.address)).length, 1)
       assert.strictEqual((yield* metricValues).get(checksCounter(a, "failure")), "5")
+    }).pipe(Effect.provide(world.layer))
+  })
+
+  it.effect("a check that fails for lack of a local resource is not counted against the backend, and is an error line", () => {
+    const world = makeWorld()
+    return Effect.gen(function*() {
+      yield* settle
+      yield* world.answer(a, "local")
+      for (let round = 0; round < 5; round++) yield* nextRound
+      assert.strictEqual(yield* stateOf(a), "HEALTHY")
+      const values = yield* metricValues
+      assert.strictEqual(values.get(checksCounter(a, "failure")), "0")
+      assert.strictEqual(values.get(healthyGauge(a)), "1")
+      assert.strictEqual(world.errors.length, 5, "at most one a second: the rounds are 5 s apart")
+      assert.match(world.errors[0]!, /scripted local.*not counted against the backend/)
     }).pipe(Effect.provide(world.layer))
   })
 
