@@ -24,6 +24,67 @@ import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics } from "../services/Metrics.ts"
 import { PoolSettings } from "../services/Pool.ts"
 
+/**
+ * Checks of one pool that may run at once: a pool of thousands of backends
+ * checks them in waves instead of opening thousands of connections in the
+ * same instant (and running the proxy out of descriptors).
+ */
+export const maxConcurrentChecks = 256
+
+/** A check waiting for its turn: `grant` lets it run; an interrupted one is skipped. */
+interface Waiter {
+  readonly grant: () => void
+  cancelled: boolean
+}
+
+/**
+ * Runs effects at most `max` at a time, the rest in arrival order, at O(1)
+ * per start and end however many wait (Effect's `Semaphore` wakes by scanning
+ * every waiter, quadratic for the tens of thousands a big pool queues at once).
+ */
+const limiter = (max: number) => {
+  let running = 0
+  let waiting: Array<Waiter> = []
+  let head = 0
+  /** Hands the slot of an effect that ended to the next waiter, or frees it. */
+  const release = (): void => {
+    while (head < waiting.length) {
+      const next = waiting[head++]!
+      if (!next.cancelled) {
+        next.grant()
+        return
+      }
+    }
+    waiting = []
+    head = 0
+    running--
+  }
+  /** Waits for a slot; interrupted while waiting, gives back a slot it was granted meanwhile. */
+  const acquire = Effect.callback<void>((resume) => {
+    if (running < max) {
+      running++
+      return resume(Effect.void)
+    }
+    let granted = false
+    const waiter: Waiter = {
+      cancelled: false,
+      grant: () => {
+        granted = true
+        resume(Effect.void)
+      }
+    }
+    waiting.push(waiter)
+    return Effect.sync(() => {
+      waiter.cancelled = true
+      if (granted) release()
+    })
+  })
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.andThen(restore(acquire), Effect.ensuring(restore(effect), Effect.sync(release)))
+    )
+}
+
 /** Checks every member of the pool's registry with the pool's health settings, for as long as the layer lives. */
 export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | LogLimits | Metrics | PoolSettings> = Layer
   .effectDiscard(Effect.gen(function*() {
@@ -66,10 +127,15 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Lo
         })
       )
 
+    const limited = limiter(maxConcurrentChecks)
     const monitors = yield* FiberMap.make<string>()
-    /** (Re)starts the check loop of a backend; the first check runs at once. */
+    /** (Re)starts the check loop of a backend; the first check runs at once (once a permit is free). */
     const loop = (backend: Backend) =>
-      FiberMap.run(monitors, backend.address, checkOnce(backend).pipe(Effect.repeat(Schedule.fixed(interval))))
+      FiberMap.run(
+        monitors,
+        backend.address,
+        limited(checkOnce(backend)).pipe(Effect.repeat(Schedule.fixed(interval)))
+      )
 
     const changes = yield* registry.subscribe
     for (const status of yield* registry.all) yield* loop(status.backend)

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import type * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Layer } from "effect"
@@ -91,6 +91,35 @@ describe("relay", () => {
       assert.strictEqual(reply.data.toString(), "bye")
       assert.isUndefined(reply.error)
     }))
+
+  it.live("backend FIN first, client still sending: 100 connections at once, every byte both ways", () =>
+    Effect.gen(function*() {
+      const received: Array<string> = []
+      // The backend greets and half-closes at once, then hashes everything the client sends until its FIN.
+      const backend = yield* server((socket) => {
+        socket.end("bye")
+        const hash = createHash("sha256")
+        socket.on("data", (chunk: Buffer) => hash.update(chunk))
+        socket.on("end", () => received.push(hash.digest("hex")))
+      })
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const payload = randomBytes(256 * 1024)
+      const one = (index: number) => Effect.scoped(Effect.gen(function*() {
+        const client = yield* connect(proxy.port)
+        const reply = readAll(client)
+        // Half the clients write before the backend's FIN reaches them, half after.
+        if (index % 2 === 0) client.end(payload)
+        else client.once("end", () => client.end(payload))
+        return yield* reply
+      }))
+      const replies = yield* Effect.forEach(Array.from({ length: 100 }, (_, index) => index), one, { concurrency: 100 })
+      for (const reply of replies) {
+        assert.strictEqual(reply.data.toString(), "bye")
+        assert.isUndefined(reply.error)
+      }
+      yield* until("the backend to see every client's FIN", () => received.length === 100)
+      assert.deepStrictEqual(new Set(received), new Set([sha256(payload)]))
+    }), { timeout: 30_000 })
 
   it.live("a backend reset resets the client and counts an io error", () => {
     const lines: Array<LogLine> = []

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Logger, Metric } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Logger, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import type { Backend, HealthSettings } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
@@ -10,7 +10,7 @@ import { BackendRegistry } from "../../src/services/BackendRegistry.ts"
 import { HealthCheck, HealthCheckError } from "../../src/services/HealthCheck.ts"
 import { Metrics } from "../../src/services/Metrics.ts"
 import { PoolSettings } from "../../src/services/Pool.ts"
-import { backend, poolSettings, setState } from "./fixtures.ts"
+import { backend, freshMetrics, poolSettings, setState } from "./fixtures.ts"
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80)
 
@@ -315,5 +315,41 @@ describe("HealthMonitorLive", () => {
       yield* nextRound // success 2
       assert.strictEqual(yield* stateOf(a), "HEALTHY")
     }).pipe(Effect.provide(world.layer))
+  })
+
+  it.effect("a big pool is checked at most maxConcurrentChecks at a time, every backend in turn, and a removed one stops waiting", () => {
+    const many = Array.from({ length: HealthMonitorLive.maxConcurrentChecks + 44 }, (_, i) => backend("10.1.0.1", 1000 + i))
+    let running = 0
+    let peak = 0
+    const checked = new Set<string>()
+    return Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const HeldCheck = Layer.succeed(HealthCheck)({
+        check: (target) =>
+          Effect.suspend(() => {
+            running++
+            peak = Math.max(peak, running)
+            checked.add(target.address)
+            return Deferred.await(gate)
+          }).pipe(Effect.ensuring(Effect.sync(() => running--)))
+      })
+      const layer = HealthMonitorLive.layer.pipe(
+        Layer.provideMerge(BackendRegistryLive.layer(many)),
+        Layer.provideMerge(Layer.mergeAll(freshMetrics, HeldCheck, LogLimitsLive.layer, poolSettings(many, settings)))
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(layer)
+        yield* settle
+        assert.strictEqual(running, HealthMonitorLive.maxConcurrentChecks)
+        // A waiting backend that leaves the pool gives up its place.
+        const registry = Context.get(context, BackendRegistry)
+        yield* registry.update(many.slice(0, -1))
+        yield* Deferred.succeed(gate, undefined)
+        yield* settle
+        assert.strictEqual(peak, HealthMonitorLive.maxConcurrentChecks)
+        assert.strictEqual(checked.size, many.length - 1)
+        assert.strictEqual(running, 0)
+      }))
+    })
   })
 })
