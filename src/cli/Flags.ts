@@ -14,9 +14,11 @@ import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Address from "../domain/Address.ts"
+import * as Cidr from "../domain/Cidr.ts"
 import * as Config from "../domain/Config.ts"
 import * as Duration from "../domain/Duration.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
+import * as Text from "../domain/Text.ts"
 
 /** A flag or argument value that cannot be used. */
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly message: string }> {}
@@ -83,6 +85,16 @@ export const flags = {
     Flag.withDescription("re-encrypt toward backends with TLS (default: off)")
   ),
   backendCa: text("backend-ca", "verify backends against this CA bundle (PEM) with --backend-tls"),
+  allow: text("allow", "serve only clients in these ranges: CIDR,... (default: all)"),
+  deny: text("deny", "refuse clients in these ranges: CIDR,... (default: none)"),
+  maxConnectionsPerIp: Flag.Int("max-connections-per-ip").pipe(
+    Flag.filter((n) => n >= 1, () => "an integer >= 1"),
+    Flag.optional,
+    Flag.withDescription("concurrent connections from one client IP (default: none)")
+  ),
+  connectionRatePerIp: text("connection-rate-per-ip", "new connections one client IP may open per DURATION: N/DURATION, e.g. 20/1s (default: none)"),
+  acceptProxy: text("accept-proxy", "expect a PROXY protocol header (v1 or v2) from peers in these ranges: CIDR,... (default: off)"),
+  tcpKeepalive: duration("tcp-keepalive", Duration.timeoutRange, "TCP keepalive probes on both sides after this much idle time (default: off)"),
   logLevel: choice("log-level", Config.logLevels, "log level", "info"),
   logFormat: choice("log-format", Config.logFormats, "log format", "text")
 }
@@ -99,6 +111,10 @@ const parseGiven = <A>(text: Option.Option<string>, parse: (text: string) => Res
     onNone: () => Effect.succeed(Option.none<A>()),
     onSome: (value) => Effect.map(fromResult(parse(value)), Option.some)
   })
+
+/** Parses a flag's text, when given; a failure names the flag. */
+const parseFlag = <A>(name: string, text: Option.Option<string>, parse: (text: string) => Result.Result<A, string>) =>
+  parseGiven(text, (value) => Result.mapError(parse(value), (reason) => `--${name}: ${reason}`))
 
 /** Only the keys whose value is given. */
 const given = <A extends object>(values: { readonly [K in keyof A]: Option.Option<A[K]> }): Partial<A> => {
@@ -118,6 +134,11 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
     return yield* new ConfigError({ message: "--tls-cert and --tls-key go together: give both or neither" })
   }
   const tls = Option.zipWith(input.tlsCert, input.tlsKey, (cert, key) => ({ cert: resolve(cert), key: resolve(key) }))
+  const allow = yield* parseFlag("allow", input.allow, Cidr.parseList)
+  const deny = yield* parseFlag("deny", input.deny, Cidr.parseList)
+  const acceptProxy = yield* parseFlag("accept-proxy", input.acceptProxy, Cidr.parseList)
+  const connectionRatePerIp = yield* parseFlag("connection-rate-per-ip", input.connectionRatePerIp, (text) =>
+    Result.mapError(Config.parseRate(text), (expected) => `expected ${expected}, got ${Text.quote(text)}`))
   const overrides: Config.PartialConfig = {
     ...given({
       listen,
@@ -129,8 +150,14 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
       maxConnections: input.maxConnections,
       proxyProtocol: input.proxyProtocol,
       logLevel: input.logLevel,
-      logFormat: input.logFormat
+      logFormat: input.logFormat,
+      allow,
+      deny,
+      acceptProxy
     }),
+    ...(Option.isSome(input.maxConnectionsPerIp) ? { maxConnectionsPerIp: input.maxConnectionsPerIp } : {}),
+    ...(Option.isSome(connectionRatePerIp) ? { connectionRatePerIp } : {}),
+    ...(Option.isSome(input.tcpKeepalive) ? { tcpKeepalive: input.tcpKeepalive } : {}),
     ...(Option.isSome(input.idleTimeout) ? { idleTimeout: input.idleTimeout } : {}),
     ...(Option.isSome(metricsAddress) ? { metricsAddress } : {}),
     ...(Option.isSome(tls) ? { tls } : {}),

@@ -9,6 +9,8 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Address from "./Address.ts"
+import type * as Cidr from "./Cidr.ts"
+import * as DurationText from "./Duration.ts"
 import type * as ProxyProtocol from "./ProxyProtocol.ts"
 
 /** A backend to relay to. `address` is its `HOST:PORT` text, the key used in logs and metric labels. */
@@ -83,6 +85,26 @@ export interface Route {
   readonly tls: Option.Option<CertificateFiles>
 }
 
+/** `--connection-rate-per-ip N/DURATION`: at most `count` new connections per `per`, in bursts of up to `count`. */
+export interface Rate {
+  readonly count: number
+  readonly per: Duration.Duration
+}
+
+/** What `N/DURATION` text looks like, for error messages. */
+export const rateExpected = "N/DURATION, such as 20/1s (N a positive integer, DURATION between 1ms and 24 days)"
+
+/** Parses `N/DURATION` (`20/1s`, `100/1m`). */
+export const parseRate = (text: string): Result.Result<Rate, string> => {
+  const match = /^\s*(\d{1,9})\s*\/\s*(.+?)\s*$/.exec(text)
+  const count = match === null ? 0 : Number(match[1])
+  if (match === null || count < 1) return Result.fail(rateExpected)
+  return Result.match(DurationText.parseWithin(match[2]!, DurationText.timeoutRange), {
+    onFailure: () => Result.fail(rateExpected),
+    onSuccess: (per) => Result.succeed({ count, per })
+  })
+}
+
 /** Everything the proxy needs to run. */
 export interface ProxyConfig {
   readonly listen: Address.ListenAddress
@@ -109,6 +131,18 @@ export interface ProxyConfig {
   readonly backendCa: Option.Option<string>
   /** SNI routes; the top-level backends are the default route. */
   readonly routes: ReadonlyArray<Route>
+  /** Serve only clients in these ranges; everyone when empty. */
+  readonly allow: ReadonlyArray<Cidr.Range>
+  /** Refuse clients in these ranges (deny wins over allow). */
+  readonly deny: ReadonlyArray<Cidr.Range>
+  /** Connections open at once from one client IP. */
+  readonly maxConnectionsPerIp: Option.Option<number>
+  /** New connections one client IP may open per period. */
+  readonly connectionRatePerIp: Option.Option<Rate>
+  /** Peers that must open with a PROXY protocol header (v1 or v2); off when empty. */
+  readonly acceptProxy: ReadonlyArray<Cidr.Range>
+  /** TCP keepalive on client and backend sockets after this much idle time; off when absent. */
+  readonly tcpKeepalive: Option.Option<Duration.Duration>
 }
 
 /** The defaults SPEC.md states, for every setting but the backends. */
@@ -134,7 +168,13 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   tls: Option.none(),
   backendTls: false,
   backendCa: Option.none(),
-  routes: []
+  routes: [],
+  allow: [],
+  deny: [],
+  maxConnectionsPerIp: Option.none(),
+  connectionRatePerIp: Option.none(),
+  acceptProxy: [],
+  tcpKeepalive: Option.none()
 }
 
 /** The settings of one pool of backends: the default one, or an SNI route's. */

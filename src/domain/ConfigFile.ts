@@ -17,6 +17,7 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import * as Struct from "effect/Struct"
 import { parseDocument, type YAMLParseError } from "yaml"
 import * as Address from "./Address.ts"
+import * as Cidr from "./Cidr.ts"
 import * as Config from "./Config.ts"
 import { ConfigFileError, maxBytes } from "./ConfigFileError.ts"
 import { quote } from "./Text.ts"
@@ -123,6 +124,38 @@ const serverName = parsedText(Schema.String, serverNameExpected, (input) => {
   return serverNamePattern.test(name) ? Result.succeed(name) : Result.fail(expectedGot(serverNameExpected, input))
 })
 
+const CidrRange = Schema.Union([
+  Schema.Struct({ family: Schema.Literal(4), network: Schema.Number, prefix: Schema.Number }),
+  Schema.Struct({
+    family: Schema.Literal(6),
+    network: Schema.Tuple([Schema.Number, Schema.Number, Schema.Number, Schema.Number]),
+    prefix: Schema.Number
+  })
+])
+const rangesExpected = "address ranges (CIDR) as a list or comma-separated text, such as 10.0.0.0/8, 2001:db8::/32"
+
+/** Address ranges, as a list or as comma-separated text. */
+const ranges = Schema.Union([Schema.String, Schema.Array(Schema.String)]).annotate({ expected: rangesExpected }).pipe(
+  Schema.decodeTo(Schema.Array(CidrRange), {
+    decode: SchemaGetter.transformEffect((input: string | ReadonlyArray<string>, options) =>
+      Result.match(Cidr.parseList(input), {
+        onSuccess: Effect.succeed,
+        onFailure: (message) => Effect.fail(new SchemaIssue.InvalidValue({ message }, input, options))
+      })
+    ),
+    encode: SchemaGetter.forbiddenEncoding
+  })
+)
+
+const Rate = Schema.Struct({ count: Schema.Number, per: Schema.Duration })
+
+/** `N/DURATION`. */
+const rate = parsedText(
+  Rate,
+  Config.rateExpected,
+  (input) => Result.mapError(Config.parseRate(input), (expected) => expectedGot(expected, input))
+)
+
 /** A non-empty list of `item`, described as `expected`. */
 const nonEmptyList = <S extends Schema.Top>(item: S, expected: string) =>
   Schema.Array(item).annotate({ expected }).check(Schema.isMinLength(1, { expected }))
@@ -219,6 +252,12 @@ const settings = (directory: string) =>
     "backend-ca": filePath(directory),
     backends: Schema.Array(backend).annotate({ expected: "a list of backends" }),
     routes: Schema.Array(route(directory)).annotate({ expected: "a list of routes" }),
+    allow: ranges,
+    deny: ranges,
+    "max-connections-per-ip": integer(1, "a positive integer"),
+    "connection-rate-per-ip": rate,
+    "accept-proxy": ranges,
+    "tcp-keepalive": duration(DurationText.timeoutRange),
     ...certificateKeys(directory)
   }, Schema.optionalKey)).annotate({ expected: "a map of settings" }).check(certificatePair)
 
@@ -271,7 +310,13 @@ const toFileConfig = (settings: Settings): FileConfig => ({
   ...present("backendTls", settings["backend-tls"]),
   ...presentSome("backendCa", settings["backend-ca"]),
   ...present("backends", settings.backends),
-  ...present("routes", settings.routes?.map(toRoute))
+  ...present("routes", settings.routes?.map(toRoute)),
+  ...present("allow", settings.allow),
+  ...present("deny", settings.deny),
+  ...presentSome("maxConnectionsPerIp", settings["max-connections-per-ip"]),
+  ...presentSome("connectionRatePerIp", settings["connection-rate-per-ip"]),
+  ...present("acceptProxy", settings["accept-proxy"]),
+  ...presentSome("tcpKeepalive", settings["tcp-keepalive"])
 })
 
 // ---------------------------------------------------------------------------

@@ -18,11 +18,15 @@ import * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../domain/Address.ts"
 import type { ClientView } from "../domain/balancing/Strategy.ts"
+import * as Cidr from "../domain/Cidr.ts"
+import * as ClientLimits from "../domain/ClientLimits.ts"
 import { logs, type ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
+import type * as ProxyProtocolReader from "../domain/ProxyProtocolReader.ts"
+import { readProxyHeader } from "../net/ProxyHeader.ts"
 import { relay } from "../net/Relay.ts"
 import { AccessLog } from "../services/AccessLog.ts"
-import { Connection, type ConnectionError, describe, type Ending, Rejected } from "../services/Connection.ts"
+import { Connection, type ConnectionError, Denied, describe, type Ending, Rejected } from "../services/Connection.ts"
 import { Connections } from "../services/Connections.ts"
 import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics, type RejectReason } from "../services/Metrics.ts"
@@ -30,19 +34,57 @@ import type { ConnectRequest, Upstream } from "../services/Pool.ts"
 import { type Entry, Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 
+/**
+ * Who may connect (SPEC "Who may connect", "Receiving PROXY protocol"): the
+ * access lists as matchers, built once per configuration. Absent when none
+ * of it is configured, so the plain path never looks.
+ */
+interface Guard {
+  /** Clients allowed; everyone when absent. */
+  readonly allow: Cidr.Matcher | undefined
+  /** Clients refused; nobody when absent. */
+  readonly deny: Cidr.Matcher | undefined
+  /** Peers that must send a PROXY header first; off when absent. */
+  readonly acceptProxy: Cidr.Matcher | undefined
+  /** Whether a per-IP limit is on. */
+  readonly perIp: boolean
+}
+
+const matcherOf = (ranges: ReadonlyArray<Cidr.Range>): Cidr.Matcher | undefined =>
+  ranges.length === 0 ? undefined : Cidr.matcher(ranges)
+
+const guardOf = (config: ProxyConfig): Guard | undefined => {
+  const perIp = Option.isSome(config.maxConnectionsPerIp) || Option.isSome(config.connectionRatePerIp)
+  if (config.allow.length === 0 && config.deny.length === 0 && config.acceptProxy.length === 0 && !perIp) return undefined
+  return { allow: matcherOf(config.allow), deny: matcherOf(config.deny), acceptProxy: matcherOf(config.acceptProxy), perIp }
+}
+
+/** The per-IP limits of a configuration, in the terms of {@link ClientLimits}. */
+const clientLimitsOf = (config: ProxyConfig): ClientLimits.Limits => ({
+  maxPerIp: Option.getOrUndefined(config.maxConnectionsPerIp),
+  rate: Option.getOrUndefined(
+    Option.map(config.connectionRatePerIp, (rate) => ({ count: rate.count, perMs: Duration.toMillis(rate.per) }))
+  )
+})
+
 /** What a connection needs of the configuration, derived once per configuration rather than per connection. */
 interface Limits {
   readonly config: ProxyConfig
   readonly dialTimeoutMs: number
   readonly idleTimeoutMs: number
+  /** TCP keepalive's idle time on both sockets; 0 for off. */
+  readonly keepAliveMs: number
   readonly logsInfo: boolean
+  readonly guard: Guard | undefined
 }
 
 const limitsOf = (config: ProxyConfig): Limits => ({
   config,
   dialTimeoutMs: Duration.toMillis(config.dialTimeout),
   idleTimeoutMs: Option.match(config.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis }),
-  logsInfo: logs(config, "info")
+  keepAliveMs: Option.match(config.tcpKeepalive, { onNone: () => 0, onSome: Duration.toMillis }),
+  logsInfo: logs(config, "info"),
+  guard: guardOf(config)
 })
 
 /**
@@ -56,7 +98,12 @@ class ClientConnection implements ClientView {
   upstream: Upstream | undefined = undefined
   /** The proxy's own `IP:PORT` on the backend connection, read when it connects (only for the log line). */
   backendLocal: string | undefined = undefined
+  /** The per-IP limits that admitted the connection, to count it closed. */
+  admittedBy: ClientLimits.ClientLimits | undefined = undefined
   #ip: string | undefined
+  #port: number | undefined
+  /** Where the client connected to, as a PROXY header in front said. */
+  #destination: ProxyProtocolReader.Endpoint | undefined
   readonly socket: Net.Socket
   readonly limits: Limits
   constructor(socket: Net.Socket, limits: Limits) {
@@ -70,7 +117,14 @@ class ClientConnection implements ClientView {
     return this.#ip ??= Address.unmapIPv4(this.socket.remoteAddress ?? "")
   }
   get port(): number {
-    return this.socket.remotePort ?? 0
+    return this.#port ??= this.socket.remotePort ?? 0
+  }
+  /** From now on the client is the one a load balancer's PROXY header names (none for its own health checks). */
+  carry(header: ProxyProtocolReader.Header): void {
+    if (header.source === undefined) return
+    this.#ip = Address.unmapIPv4(header.source.address)
+    this.#port = header.source.port
+    this.#destination = header.destination
   }
   /** `IP:PORT` of the client, for logs. */
   get peer(): string {
@@ -83,12 +137,13 @@ class ClientConnection implements ClientView {
     const header = config.proxyProtocol === "off" ? undefined : ProxyProtocol.header(config.proxyProtocol, {
       sourceAddress: this.ip,
       sourcePort: this.port,
-      destinationAddress: this.socket.localAddress ?? "",
-      destinationPort: this.socket.localPort ?? 0
+      destinationAddress: this.#destination?.address ?? this.socket.localAddress ?? "",
+      destinationPort: this.#destination?.port ?? this.socket.localPort ?? 0
     })
     return {
       client: this,
       dialTimeoutMs,
+      keepAliveMs: this.limits.keepAliveMs,
       retries: config.retries,
       preamble: header === undefined ? entry.replay : entry.replay === undefined ? header : Buffer.concat([header, entry.replay]),
       tls: entry.upstreamTls
@@ -101,7 +156,7 @@ const refusals: Record<RejectReason, string> = {
   max_connections: "--max-connections reached",
   per_ip_limit: "--max-connections-per-ip reached for this client",
   rate_limit: "--connection-rate-per-ip exceeded by this client",
-  acl: "the client may not connect"
+  acl: "the client may not connect (--allow, --deny, --accept-proxy)"
 }
 
 /** How an exit reads as an ending: done, the failure's, or a shutdown for an interruption. */
@@ -124,6 +179,16 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     const accessLog = yield* AccessLog
     const logLimits = yield* LogLimits
     let limits = limitsOf(SubscriptionRef.getUnsafe(settings))
+    /** The per-IP state, made when a configuration first turns a per-IP limit on, kept across reloads. */
+    let clientLimits: ClientLimits.ClientLimits | undefined
+    const configure = (config: ProxyConfig) => {
+      limits = limitsOf(config)
+      if (limits.guard?.perIp) {
+        if (clientLimits === undefined) clientLimits = ClientLimits.make(clientLimitsOf(config))
+        else clientLimits.update(clientLimitsOf(config))
+      } else clientLimits?.update(clientLimitsOf(config))
+    }
+    configure(limits.config)
 
     /** From a connected backend to the end of the relay. */
     const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError, Scope.Scope> => {
@@ -147,17 +212,51 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       })
     }
 
+    /** From an admitted client to the end of the relay: through the front door (TLS, SNI) when there is one. */
+    const route = (conn: ClientConnection): Effect.Effect<void, ConnectionError, Scope.Scope> => {
+      const entry = routes.direct(conn.socket)
+      return entry !== undefined
+        ? connectAndRelay(conn, entry)
+        : Effect.flatMap(routes.enter(conn.socket, conn.limits.dialTimeoutMs), (entered) => connectAndRelay(conn, entered))
+    }
+
+    /** Whether the guard lets the client in: the access lists, then the global limit, then the per-IP ones. */
+    const admit = (conn: ClientConnection, guard: Guard): ConnectionError | undefined => {
+      const ip = conn.ip
+      if ((guard.allow !== undefined && !guard.allow.matches(ip)) || guard.deny?.matches(ip) === true) return new Denied()
+      if (connections.open() >= conn.limits.config.maxConnections) return new Rejected({ reason: "max_connections" })
+      if (guard.perIp && clientLimits !== undefined) {
+        const verdict = clientLimits.admit(ip, Date.now())
+        if (verdict !== "ok") return new Rejected({ reason: verdict })
+        conn.admittedBy = clientLimits
+      }
+      return undefined
+    }
+
+    /** The guarded path: the PROXY header from a trusted load balancer, then admission, then the route. */
+    const guarded = (conn: ClientConnection, guard: Guard): Effect.Effect<void, ConnectionError, Scope.Scope> => {
+      const admitThenRoute = () => {
+        const refused = admit(conn, guard)
+        return refused === undefined ? route(conn) : Effect.fail(refused)
+      }
+      if (guard.acceptProxy === undefined) return Effect.suspend(admitThenRoute)
+      if (!guard.acceptProxy.matches(conn.ip)) return Effect.fail(new Denied())
+      return Effect.flatMap(readProxyHeader(conn.socket, conn.limits.dialTimeoutMs), (header) => {
+        conn.carry(header)
+        return admitThenRoute()
+      })
+    }
+
     /** Everything up to the relay's end; fails with how the connection ended otherwise. */
     const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError, Scope.Scope> =>
       Effect.suspend(() => {
         metrics.connectionAccepted()
+        const guard = conn.limits.guard
+        if (guard !== undefined) return guarded(conn, guard)
         if (connections.open() >= conn.limits.config.maxConnections) {
           return Effect.fail(new Rejected({ reason: "max_connections" }))
         }
-        const entry = routes.direct(conn.socket)
-        return entry !== undefined
-          ? connectAndRelay(conn, entry)
-          : Effect.flatMap(routes.enter(conn.socket, conn.limits.dialTimeoutMs), (entered) => connectAndRelay(conn, entered))
+        return route(conn)
       })
 
     /** A warn line caused by a client (or by a flood of them): at most 10 a second of each kind. */
@@ -170,6 +269,11 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         case "Rejected":
           metrics.connectionRejected(error.reason)
           return warn(conn, "connection refused", `connection refused: ${refusals[error.reason]}`)
+        case "Denied":
+          metrics.connectionRejected("acl")
+          return warn(conn, "connection refused", `connection refused: ${refusals.acl}`)
+        case "ProxyHeaderError":
+          return warn(conn, "bad PROXY header", error.message)
         case "ClientHelloError":
           metrics.tlsFailed("client_hello")
           return warn(conn, "bad ClientHello", error.message)
@@ -188,6 +292,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       Effect.suspend(() => {
         const { socket } = conn
         const { ending, error } = endingOf(exit)
+        conn.admittedBy?.release(conn.ip)
         conn.entry?.downstream.destroy()
         // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
         if (ending.end === "shutdown") socket.resetAndDestroy()
@@ -217,7 +322,8 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     return Connection.of({
       handle: (socket) => {
         const config = SubscriptionRef.getUnsafe(settings)
-        if (config !== limits.config) limits = limitsOf(config)
+        if (config !== limits.config) configure(config)
+        if (limits.keepAliveMs > 0) socket.setKeepAlive(true, limits.keepAliveMs)
         const conn = new ClientConnection(socket, limits)
         // The scope holds the backend connection (and its place in the backend's count) until the connection ends.
         return Effect.scoped(serve(conn)).pipe(

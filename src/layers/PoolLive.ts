@@ -118,6 +118,7 @@ const make = Effect.gen(function*() {
     // A plain connection reads into the shared buffer; a TLS session reads its own way.
     const reads = request.tls === undefined ? new SharedBufferReads() : undefined
     const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs, reads), (connection) => {
+      if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
       if (request.preamble !== undefined) connection.write(request.preamble)
       if (request.tls === undefined) return Effect.succeed(upstream = { backend, connection, socket: connection, reads })
       return Effect.map(

@@ -23,6 +23,13 @@ export class Rejected extends Data.TaggedError("Rejected")<{ readonly reason: Re
 /** Refused at once by the access lists, or from a peer that may not send a PROXY header. */
 export class Denied extends Data.TaggedError("Denied")<{}> {}
 
+/** A peer in `--accept-proxy` sent no PROXY header, a malformed one, or not within `--timeout`. */
+export class ProxyHeaderError extends Data.TaggedError("ProxyHeaderError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `bad PROXY header: ${this.reason}`
+  }
+}
+
 /** The client reset the connection, or its socket failed. */
 export class ClientReset extends Data.TaggedError("ClientReset")<{}> {}
 
@@ -39,8 +46,15 @@ export class BackendDown extends Data.TaggedError("BackendDown")<{}> {}
 export type RelayError = ClientReset | BackendReset | IdleTimeout
 
 /** Every way a connection can end other than `done` and `shutdown` (an interruption). */
-export type ConnectionError = Rejected | Denied | ClientHelloError | HandshakeError | ConnectError | RelayError | BackendDown
-
+export type ConnectionError =
+  | Rejected
+  | Denied
+  | ProxyHeaderError
+  | ClientHelloError
+  | HandshakeError
+  | ConnectError
+  | RelayError
+  | BackendDown
 
 /** What an ending means for the log line and for `tcp_proxy_errors_total`. */
 export interface Ending {
@@ -54,6 +68,7 @@ const endings = {
   shutdown: ending("shutdown", undefined),
   Rejected: ending("rejected", undefined),
   Denied: ending("denied", undefined),
+  ProxyHeaderError: ending("protocol_error", "protocol"),
   ClientHelloError: ending("protocol_error", "protocol"),
   HandshakeError: ending("protocol_error", "protocol"),
   NoBackend: ending("no_backend", "no_backend"),

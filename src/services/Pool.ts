@@ -62,6 +62,8 @@ export interface UpstreamTls {
 export interface ConnectRequest {
   readonly client: ClientView
   readonly dialTimeoutMs: number
+  /** TCP keepalive's idle time on the backend connection; 0 for off. */
+  readonly keepAliveMs: number
   /** Backends tried after the first dial fails, while untried candidates remain. */
   readonly retries: number
   /** Bytes written to the backend before anything else: the PROXY header, then a peeked ClientHello. */

@@ -39,6 +39,12 @@ describe("command line", () => {
         [["--laddr", "nowhere", "127.0.0.1:1"], /"nowhere"/],
         [["--log-level", "loud", "127.0.0.1:1"], /--log-level.*"loud"/],
         [["--bogus", "127.0.0.1:1"], /--bogus/],
+        [["--allow", "10.0.0.300", "127.0.0.1:1"], /--allow: invalid IP address in "10\.0\.0\.300"/],
+        [["--deny", "10.0.0.0/8,,", "127.0.0.1:1"], /--deny: empty address range/],
+        [["--accept-proxy", "nowhere", "127.0.0.1:1"], /--accept-proxy: invalid IP address in "nowhere"/],
+        [["--connection-rate-per-ip", "5", "127.0.0.1:1"], /--connection-rate-per-ip: expected N\/DURATION/],
+        [["--max-connections-per-ip", "0", "127.0.0.1:1"], /--max-connections-per-ip/],
+        [["--tcp-keepalive", "0s", "127.0.0.1:1"], /--tcp-keepalive.*between 1ms and 24 days/],
         [["--tls-cert", "/nonexistent/cert.pem", "127.0.0.1:1"], /--tls-cert and --tls-key go together/],
         [["--laddr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "127.0.0.1:1"], /cannot use \/nonexistent\/cert\.pem/]
       ]

@@ -65,7 +65,9 @@ const clientsHeld = (pid: number, port: number): number => {
     }
   }
   let held = 0
+  const local = `:${port.toString(16).toUpperCase().padStart(4, "0")} `
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    if (!line.includes(local)) continue
     const fields = line.trim().split(/\s+/)
     const [, localPort] = (fields[1] ?? "").split(":")
     if (localPort !== undefined && parseInt(localPort, 16) === port && fields[3] !== "0A" && inodes.has(fields[9]!)) held++
@@ -245,8 +247,8 @@ describe("admin endpoint limits", () => {
         socket.on("data", () => {}).once("end", () => ended.add(socket)).once("close", () => ended.add(socket))
         socket.write("GET /metrics HTTP/1.1\r\n")
         stalled.push(socket)
-        yield* until("the endpoint to hold it", () => adminHeld() === stalled.length)
       }
+      yield* until("the endpoint to hold them", () => adminHeld() === stalled.length)
       // The 65th is closed at once; the data path still serves.
       const extra = yield* connect(admin)
       let refused = false

@@ -233,6 +233,53 @@ routes:
   })
 })
 
+describe("ConfigFile.parse: who may connect", () => {
+  it("takes ranges as a list or as comma-separated text, per-IP limits, accept-proxy and keepalive", () => {
+    const config = parsed(`
+allow: [10.0.0.0/8, "2001:db8::/32"]
+deny: 10.1.0.0/16, 192.0.2.1
+max-connections-per-ip: 20
+connection-rate-per-ip: 100/1m
+accept-proxy: 10.0.0.5
+tcp-keepalive: 45s
+`)
+    assert.deepStrictEqual(config.allow?.map((range) => range.family), [4, 6])
+    assert.deepStrictEqual(config.deny?.map((range) => range.prefix), [16, 32])
+    assert.deepStrictEqual(config.maxConnectionsPerIp, Option.some(20))
+    assert.deepStrictEqual(
+      Option.map(config.connectionRatePerIp ?? Option.none(), (rate) => [rate.count, Duration.toMillis(rate.per)]),
+      Option.some([100, 60_000])
+    )
+    assert.strictEqual(config.acceptProxy?.length, 1)
+    assert.deepStrictEqual(Option.map(config.tcpKeepalive ?? Option.none(), Duration.toSeconds), Option.some(45))
+  })
+
+  it("rejects a bad range, rate or keepalive, naming the key and the value", () => {
+    assert.match(rejected("allow: [10.0.0.300]\n"), /allow.*invalid IP address in "10\.0\.0\.300"/)
+    assert.match(rejected("deny: 10.0.0.0/33\n"), /deny.*prefix out of range/)
+    assert.match(rejected("connection-rate-per-ip: 5\n"), /connection-rate-per-ip.*N\/DURATION/)
+    assert.match(rejected("connection-rate-per-ip: 0/1s\n"), /connection-rate-per-ip.*N\/DURATION/)
+    assert.match(rejected("max-connections-per-ip: 0\n"), /max-connections-per-ip.*a positive integer/)
+    assert.match(rejected("tcp-keepalive: 0s\n"), /tcp-keepalive.*between 1ms and 24 days/)
+  })
+})
+
+describe("Config.parseRate", () => {
+  it("reads N/DURATION with Go-style and Effect-style durations", () => {
+    assert.deepStrictEqual(
+      Result.map(Config.parseRate("20/1s"), (rate) => [rate.count, Duration.toMillis(rate.per)]),
+      Result.succeed([20, 1000])
+    )
+    assert.deepStrictEqual(
+      Result.map(Config.parseRate(" 3 / 10 seconds "), (rate) => [rate.count, Duration.toMillis(rate.per)]),
+      Result.succeed([3, 10_000])
+    )
+    for (const bad of ["20", "0/1s", "-1/1s", "1/0s", "x/1s", "1/", "1.5/1s"]) {
+      assert.isTrue(Result.isFailure(Config.parseRate(bad)), bad)
+    }
+  })
+})
+
 describe("ConfigFile.parse errors", () => {
   it("names the file, where in it and why", () => {
     const result = ConfigFile.parse("backends: [10.0.0.1:8000, { address: 10.0.0.2:8000, weight: 0 }]", "proxy.yaml")

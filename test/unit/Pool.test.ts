@@ -52,6 +52,7 @@ const world = (backends: ReadonlyArray<Config.Backend>, scripts: Record<string, 
 const request = (retries = 2) => ({
   client: { ip: "192.0.2.1", port: 40000 },
   dialTimeoutMs: 1000,
+  keepAliveMs: 0,
   retries,
   preamble: undefined,
   tls: undefined

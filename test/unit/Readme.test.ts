@@ -21,7 +21,8 @@ describe("README", () => {
     for (
       const key of ["laddr", "lb", "timeout", "retries", "health-interval", "health-timeout", "healthy-threshold",
         "unhealthy-threshold", "grace", "max-connections", "idle-timeout", "metrics-addr", "proxy-protocol",
-        "dns-refresh", "log-level", "log-format", "backends"]
+        "dns-refresh", "log-level", "log-format", "allow", "deny", "max-connections-per-ip", "connection-rate-per-ip",
+        "accept-proxy", "tcp-keepalive", "backends"]
     ) assert.match(text, new RegExp(`^${key}:`, "m"), key)
   })
 })
