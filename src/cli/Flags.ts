@@ -95,6 +95,15 @@ export const flags = {
   connectionRatePerIp: text("connection-rate-per-ip", "new connections one client IP may open per DURATION: N/DURATION, e.g. 20/1s (default: none)"),
   acceptProxy: text("accept-proxy", "expect a PROXY protocol header (v1 or v2) from peers in these ranges: CIDR,... (default: off)"),
   tcpKeepalive: duration("tcp-keepalive", Duration.timeoutRange, "TCP keepalive probes on both sides after this much idle time (default: off)"),
+  healthSend: text("health-send", "health checks send this after connecting (escapes \\r \\n \\t \\\\ \\xHH)"),
+  healthExpect: text("health-expect", "health checks pass only when the answer starts with this (same escapes)"),
+  healthHttp: text("health-http", "health checks send GET PATH and pass on a 2xx or 3xx status"),
+  slowStart: duration("slow-start", Duration.timeoutRange, "ramp a backend's weight up over this time after it turns HEALTHY or joins (default: off)"),
+  closeOnUnhealthy: Flag.Boolean("close-on-unhealthy").pipe(
+    Flag.optional,
+    Flag.withDescription("close the open connections of a backend when it turns UNHEALTHY (default: off)")
+  ),
+  adminTokenFile: text("admin-token-file", "enable the admin write API with the bearer token in this file (default: off)"),
   logLevel: choice("log-level", Config.logLevels, "log level", "info"),
   logFormat: choice("log-format", Config.logFormats, "log format", "text")
 }
@@ -137,6 +146,10 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
   const allow = yield* parseFlag("allow", input.allow, Cidr.parseList)
   const deny = yield* parseFlag("deny", input.deny, Cidr.parseList)
   const acceptProxy = yield* parseFlag("accept-proxy", input.acceptProxy, Cidr.parseList)
+  const send = yield* parseFlag("health-send", input.healthSend, Text.unescape)
+  const expect = yield* parseFlag("health-expect", input.healthExpect, Text.unescape)
+  const http = yield* parseFlag("health-http", input.healthHttp, (path) =>
+    /^\/[\x21-\x7e]*$/.test(path) ? Result.succeed(path) : Result.fail(`expected an HTTP path starting with /, got ${Text.quote(path)}`))
   const connectionRatePerIp = yield* parseFlag("connection-rate-per-ip", input.connectionRatePerIp, (text) =>
     Result.mapError(Config.parseRate(text), (expected) => `expected ${expected}, got ${Text.quote(text)}`))
   const overrides: Config.PartialConfig = {
@@ -158,6 +171,14 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
     ...(Option.isSome(input.maxConnectionsPerIp) ? { maxConnectionsPerIp: input.maxConnectionsPerIp } : {}),
     ...(Option.isSome(connectionRatePerIp) ? { connectionRatePerIp } : {}),
     ...(Option.isSome(input.tcpKeepalive) ? { tcpKeepalive: input.tcpKeepalive } : {}),
+    ...(Option.isSome(input.slowStart) ? { slowStart: input.slowStart } : {}),
+    ...given({ closeOnUnhealthy: input.closeOnUnhealthy }),
+    ...(Option.isSome(input.adminTokenFile) ? { adminTokenFile: Option.map(input.adminTokenFile, (file) => resolve(file)) } : {}),
+    check: {
+      ...(Option.isSome(send) ? { send } : {}),
+      ...(Option.isSome(expect) ? { expect } : {}),
+      ...(Option.isSome(http) ? { http } : {})
+    },
     ...(Option.isSome(input.idleTimeout) ? { idleTimeout: input.idleTimeout } : {}),
     ...(Option.isSome(metricsAddress) ? { metricsAddress } : {}),
     ...(Option.isSome(tls) ? { tls } : {}),

@@ -19,6 +19,8 @@ export interface Backend {
   readonly host: string
   readonly port: number
   readonly weight: number
+  /** A backup: used only while no other backend of its pool is HEALTHY and in service. */
+  readonly backup?: boolean
   /** The `HOST:PORT` it was given as, when `host` came from resolving a name. */
   readonly name?: string
 }
@@ -27,12 +29,13 @@ export interface Backend {
 export const isNamed = (backend: Backend): boolean => isIP(backend.host) === 0
 
 /** Builds a backend from `HOST:PORT` (or `[IPV6]:PORT`) text. */
-export const backend = (text: string, weight = 1): Result.Result<Backend, string> =>
+export const backend = (text: string, weight = 1, backup = false): Result.Result<Backend, string> =>
   Result.map(Address.parse(text), ({ host, port }) => ({
     address: Address.format(host, port),
     host,
     port,
-    weight
+    weight,
+    ...(backup ? { backup } : {})
   }))
 
 /** The name a backend's TLS certificate is checked against: the host it was given by (its name, for a resolved one). */
@@ -63,6 +66,27 @@ export const logs = (config: ProxyConfig, level: LogLevelName): boolean =>
 export const logFormats = ["text", "json"] as const
 export type LogFormat = typeof logFormats[number]
 
+/**
+ * What a health check asks a backend beyond a connect (SPEC "Payload
+ * checks"): bytes to send, a prefix the answer must start with, or an HTTP
+ * path whose status must be 2xx or 3xx.
+ */
+export interface PayloadCheck {
+  readonly send: Option.Option<string>
+  readonly expect: Option.Option<string>
+  readonly http: Option.Option<string>
+}
+
+/** A check that only connects. */
+export const connectOnly: PayloadCheck = { send: Option.none(), expect: Option.none(), http: Option.none() }
+
+/** `override`'s parts where given, else `base`'s. */
+const overlay = (base: PayloadCheck, override: PayloadCheck): PayloadCheck => ({
+  send: Option.orElse(override.send, () => base.send),
+  expect: Option.orElse(override.expect, () => base.expect),
+  http: Option.orElse(override.http, () => base.http)
+})
+
 /** A certificate and its private key, as PEM file paths. */
 export interface CertificateFiles {
   readonly cert: string
@@ -83,6 +107,8 @@ export interface Route {
   readonly backends: ReadonlyArray<Backend>
   /** The route's certificate for `terminate`; the top-level one when absent. */
   readonly tls: Option.Option<CertificateFiles>
+  /** The route's payload check, part by part over the top-level one (none: the top-level one). */
+  readonly check?: PayloadCheck
 }
 
 /** `--connection-rate-per-ip N/DURATION`: at most `count` new connections per `per`, in bursts of up to `count`. */
@@ -143,6 +169,14 @@ export interface ProxyConfig {
   readonly acceptProxy: ReadonlyArray<Cidr.Range>
   /** TCP keepalive on client and backend sockets after this much idle time; off when absent. */
   readonly tcpKeepalive: Option.Option<Duration.Duration>
+  /** What health checks ask the backends beyond a connect. */
+  readonly check: PayloadCheck
+  /** Ramp a backend's weight up over this long after it turns HEALTHY or joins; off when absent. */
+  readonly slowStart: Option.Option<Duration.Duration>
+  /** Close the open connections of a backend when it turns UNHEALTHY. */
+  readonly closeOnUnhealthy: boolean
+  /** The file holding the admin write API's token; the API is off when absent. */
+  readonly adminTokenFile: Option.Option<string>
 }
 
 /** The defaults SPEC.md states, for every setting but the backends. */
@@ -174,7 +208,11 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   maxConnectionsPerIp: Option.none(),
   connectionRatePerIp: Option.none(),
   acceptProxy: [],
-  tcpKeepalive: Option.none()
+  tcpKeepalive: Option.none(),
+  check: connectOnly,
+  slowStart: Option.none(),
+  closeOnUnhealthy: false,
+  adminTokenFile: Option.none()
 }
 
 /** The settings of one pool of backends: the default one, or an SNI route's. */
@@ -188,6 +226,10 @@ export interface PoolConfig {
   readonly proxyProtocol: ProxyProtocol.Mode
   /** TLS toward the backends (verified against the CA file when one is given); none for passthrough routes. */
   readonly backendTls: Option.Option<{ readonly ca: Option.Option<string> }>
+  /** What the pool's health checks ask beyond a connect. */
+  readonly check: PayloadCheck
+  readonly slowStart: Option.Option<Duration.Duration>
+  readonly closeOnUnhealthy: boolean
 }
 
 const backendTlsOf = (config: ProxyConfig) =>
@@ -200,7 +242,10 @@ export const defaultPool = (config: ProxyConfig): PoolConfig => ({
   balancer: config.balancer,
   health: config.health,
   proxyProtocol: config.proxyProtocol,
-  backendTls: backendTlsOf(config)
+  backendTls: backendTlsOf(config),
+  check: config.check,
+  slowStart: config.slowStart,
+  closeOnUnhealthy: config.closeOnUnhealthy
 })
 
 /** A route's pool: its backends, its balancer (else the top-level one), the top-level health settings. */
@@ -210,21 +255,26 @@ export const routePool = (config: ProxyConfig, route: Route): PoolConfig => ({
   balancer: Option.getOrElse(route.balancer, () => config.balancer),
   health: config.health,
   proxyProtocol: config.proxyProtocol,
-  backendTls: route.mode === "passthrough" ? Option.none() : backendTlsOf(config)
+  backendTls: route.mode === "passthrough" ? Option.none() : backendTlsOf(config),
+  check: route.check === undefined ? config.check : overlay(config.check, route.check),
+  slowStart: config.slowStart,
+  closeOnUnhealthy: config.closeOnUnhealthy
 })
 
 /**
  * Some of the settings, as a config file or the command line gives them: the
- * health settings one by one, so that layers of settings merge.
+ * health settings and the payload check part by part, so that layers of
+ * settings merge.
  */
-export type PartialConfig = Partial<Omit<ProxyConfig, "health">> & {
+export type PartialConfig = Partial<Omit<ProxyConfig, "health" | "check">> & {
   readonly health?: Partial<HealthSettings>
+  readonly check?: Partial<PayloadCheck>
 }
 
-/** `base` with `layer` laid over it; the health settings are merged one by one. */
+/** `base` with `layer` laid over it; the health settings and the payload check are merged part by part. */
 export const apply = (base: ProxyConfig, layer: PartialConfig): ProxyConfig => {
-  const { health, ...rest } = layer
-  return { ...base, ...rest, health: { ...base.health, ...health } }
+  const { check, health, ...rest } = layer
+  return { ...base, ...rest, health: { ...base.health, ...health }, check: { ...base.check, ...check } }
 }
 
 /** Builds a config from the defaults, overriding what is given. */

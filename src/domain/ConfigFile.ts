@@ -164,21 +164,28 @@ const nonEmptyList = <S extends Schema.Top>(item: S, expected: string) =>
 // Backends
 // ---------------------------------------------------------------------------
 
-const Backend = Schema.Struct({ address: Schema.String, host: Schema.String, port: Schema.Number, weight: Schema.Number })
+const Backend = Schema.Struct({
+  address: Schema.String,
+  host: Schema.String,
+  port: Schema.Number,
+  weight: Schema.Number,
+  backup: Schema.optionalKey(Schema.Boolean)
+})
 
-const backendExpected = "HOST:PORT or { address: HOST:PORT, weight: N }"
+const backendExpected = "HOST:PORT or { address: HOST:PORT, weight: N, backup: BOOL }"
 
 const BackendEntry = Schema.Struct({
   address: text("HOST:PORT"),
-  weight: Schema.optionalKey(integer(1, "a positive integer"))
+  weight: Schema.optionalKey(integer(1, "a positive integer")),
+  backup: Schema.optionalKey(Schema.Boolean.annotate({ expected: "true or false" }))
 }).annotate({ expected: backendExpected })
 
 /** A backend from its `HOST:PORT` string or its `{ address, weight }` entry. */
 const toBackend = (item: string | typeof BackendEntry.Type, options: SchemaAST.ParseOptions) => {
-  const [address, weight, path] = typeof item === "string"
-    ? [item, 1, []]
-    : [item.address, item.weight ?? 1, ["address"]]
-  return Result.match(Config.backend(address, weight), {
+  const [address, weight, backup, path] = typeof item === "string"
+    ? [item, 1, false, []]
+    : [item.address, item.weight ?? 1, item.backup ?? false, ["address"]]
+  return Result.match(Config.backend(address, weight, backup), {
     onSuccess: Effect.succeed,
     onFailure: (message) =>
       Effect.fail(new SchemaIssue.Pointer(path, new SchemaIssue.InvalidValue({ message }, address, options)))
@@ -219,6 +226,42 @@ const certificates = (keys: CertificateKeys): Option.Option<Config.CertificateFi
     ? Option.some({ cert: keys["tls-cert"], key: keys["tls-key"] })
     : Option.none()
 
+/** The payload check keys, of the file or of a route: text as YAML or JSON wrote it (their own escapes). */
+const checkKeys = {
+  "health-send": text("text to send"),
+  "health-expect": text("the text the answer starts with"),
+  "health-http": parsedText(
+    Schema.String,
+    "an HTTP path starting with /",
+    (input) => /^\/[\x21-\x7e]*$/.test(input) ? Result.succeed(input) : Result.fail(expectedGot("an HTTP path starting with /", input))
+  )
+}
+
+interface CheckKeys {
+  readonly "health-send"?: string
+  readonly "health-expect"?: string
+  readonly "health-http"?: string
+}
+
+const payloadCheck = (keys: CheckKeys): Config.PayloadCheck => ({
+  send: Option.fromUndefinedOr(keys["health-send"]),
+  expect: Option.fromUndefinedOr(keys["health-expect"]),
+  http: Option.fromUndefinedOr(keys["health-http"])
+})
+
+/** The payload check parts the file gives, or nothing when it gives none. */
+const fileCheck = (keys: CheckKeys): { readonly check?: Partial<Config.PayloadCheck> } => {
+  const given = {
+    ...presentSome("send", keys["health-send"]),
+    ...presentSome("expect", keys["health-expect"]),
+    ...presentSome("http", keys["health-http"])
+  }
+  return Object.keys(given).length === 0 ? {} : { check: given }
+}
+
+const hasCheck = (keys: CheckKeys): boolean =>
+  keys["health-send"] !== undefined || keys["health-expect"] !== undefined || keys["health-http"] !== undefined
+
 /** A `routes` item. */
 const route = (directory: string) =>
   Schema.Struct({
@@ -226,6 +269,7 @@ const route = (directory: string) =>
     mode: choice(Config.routeModes),
     lb: Schema.optionalKey(choice(Config.balancerNames)),
     backends: nonEmptyList(backend, "a non-empty list of backends"),
+    ...Struct.map(checkKeys, Schema.optionalKey),
     ...Struct.map(certificateKeys(directory), Schema.optionalKey)
   }).annotate({ expected: "a route (a map with sni, mode and backends)" }).check(certificatePair)
 
@@ -258,6 +302,10 @@ const settings = (directory: string) =>
     "connection-rate-per-ip": rate,
     "accept-proxy": ranges,
     "tcp-keepalive": duration(DurationText.timeoutRange),
+    ...checkKeys,
+    "slow-start": duration(DurationText.timeoutRange),
+    "close-on-unhealthy": Schema.Boolean.annotate({ expected: "true or false" }),
+    "admin-token-file": filePath(directory),
     ...certificateKeys(directory)
   }, Schema.optionalKey)).annotate({ expected: "a map of settings" }).check(certificatePair)
 
@@ -277,7 +325,8 @@ const toRoute = (settings: RouteSettings): Config.Route => ({
   mode: settings.mode,
   balancer: Option.fromUndefinedOr(settings.lb),
   backends: settings.backends,
-  tls: certificates(settings)
+  tls: certificates(settings),
+  ...(hasCheck(settings) ? { check: payloadCheck(settings) } : {})
 })
 
 /** The health settings the file gives, or nothing when it gives none. */
@@ -316,7 +365,11 @@ const toFileConfig = (settings: Settings): FileConfig => ({
   ...presentSome("maxConnectionsPerIp", settings["max-connections-per-ip"]),
   ...presentSome("connectionRatePerIp", settings["connection-rate-per-ip"]),
   ...present("acceptProxy", settings["accept-proxy"]),
-  ...presentSome("tcpKeepalive", settings["tcp-keepalive"])
+  ...presentSome("tcpKeepalive", settings["tcp-keepalive"]),
+  ...fileCheck(settings),
+  ...presentSome("slowStart", settings["slow-start"]),
+  ...present("closeOnUnhealthy", settings["close-on-unhealthy"]),
+  ...presentSome("adminTokenFile", settings["admin-token-file"])
 })
 
 // ---------------------------------------------------------------------------

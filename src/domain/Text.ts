@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Result from "effect/Result"
 
 /** The most characters of a value a message shows. */
 export const maxQuoted = 80
@@ -18,3 +19,31 @@ export const quote = (text: string): string =>
 /** `text` with control characters shown as escapes (`\u0007`), so that it stays on one line and prints safely. */
 export const escapeControls = (text: string): string =>
   text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+/**
+ * Reads the escapes a flag's text may carry (`\r`, `\n`, `\t`, `\\` and
+ * `\xHH`) into the characters they stand for; fails on any other backslash.
+ */
+export const unescape = (text: string): Result.Result<string, string> => {
+  let out = ""
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!
+    if (char !== "\\") {
+      out += char
+      continue
+    }
+    const next = text[i + 1]
+    if (next === "r") out += "\r"
+    else if (next === "n") out += "\n"
+    else if (next === "t") out += "\t"
+    else if (next === "\\") out += "\\"
+    else if (next === "x" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
+      out += String.fromCharCode(parseInt(text.slice(i + 2, i + 4), 16))
+      i += 2
+    } else {
+      return Result.fail(`unknown escape at character ${i + 1} (use \\r, \\n, \\t, \\\\ or \\xHH)`)
+    }
+    i++
+  }
+  return Result.succeed(out)
+}

@@ -308,7 +308,7 @@ describe("ConfigFile.parse errors", () => {
   it("rejects an unknown key in a route", () => {
     assert.strictEqual(
       rejected("routes:\n  - sni: [a.example.com]\n    mode: passthrough\n    backends: [10.0.0.1:443]\n    color: red"),
-      `proxy.yaml: at routes[0]: unknown key "color" (known keys: sni, mode, lb, backends, tls-cert, tls-key)`
+      `proxy.yaml: at routes[0]: unknown key "color" (known keys: sni, mode, lb, backends, health-send, health-expect, health-http, tls-cert, tls-key)`
     )
   })
 
@@ -362,7 +362,7 @@ describe("ConfigFile.parse errors", () => {
     assert.strictEqual(rejected("laddr: \":99999\""), `proxy.yaml: at laddr: port out of range in ":99999"`)
     assert.strictEqual(
       rejected("backends: [8000]"),
-      "proxy.yaml: at backends[0]: expected HOST:PORT or { address: HOST:PORT, weight: N }, got 8000"
+      "proxy.yaml: at backends[0]: expected HOST:PORT or { address: HOST:PORT, weight: N, backup: BOOL }, got 8000"
     )
   })
 
