@@ -30,7 +30,7 @@ import { listen, nextStop } from "./cli/Signals.ts"
 import { ConfigFileError } from "./domain/ConfigFileError.ts"
 import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
-import { AdminListenError } from "./services/AdminEndpoint.ts"
+import { AdminListenError, AdminTokenError } from "./services/AdminEndpoint.ts"
 import { ListenError } from "./services/Listener.ts"
 import { Metrics } from "./services/Metrics.ts"
 import { TlsConfigError } from "./services/Routes.ts"
@@ -107,7 +107,8 @@ const cliLayer = Layer.mergeAll(
 /** Errors a user can fix, reported as one line. */
 const isUserError = (error: unknown): error is { readonly message: string } =>
   error instanceof Flags.ConfigError || error instanceof ConfigFileError ||
-  error instanceof ListenError || error instanceof AdminListenError || error instanceof TlsConfigError
+  error instanceof ListenError || error instanceof AdminListenError || error instanceof AdminTokenError ||
+  error instanceof TlsConfigError
 
 /** One stderr line for a failure the user can fix; a full report only for a defect. */
 const report = (cause: Cause.Cause<unknown>) =>

@@ -26,7 +26,7 @@ import * as PoolLive from "./layers/PoolLive.ts"
 import * as ResolverLive from "./layers/ResolverLive.ts"
 import * as RoutesLive from "./layers/RoutesLive.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
-import type { AdminEndpoint, AdminListenError } from "./services/AdminEndpoint.ts"
+import type { AdminEndpoint, AdminListenError, AdminTokenError } from "./services/AdminEndpoint.ts"
 import type { BackendRegistry } from "./services/BackendRegistry.ts"
 import type { Balancer } from "./services/Balancer.ts"
 import type { Connections } from "./services/Connections.ts"
@@ -57,14 +57,27 @@ export interface Overrides {
 }
 
 /** Why the proxy could not start: an address it could not bind, or a certificate it could not load. */
-export type StartError = ListenError | AdminListenError | TlsConfigError
+export type StartError = ListenError | AdminListenError | AdminTokenError | TlsConfigError
 
 /** What the running proxy provides to whoever embeds or tests it; the `Pool` is the default pool. */
 export type Services = Listener | Pool | Routes | Metrics | Draining | Connections
 
-/** The admin endpoint, its code loaded only when it is configured. */
-const adminLayer = (address: Address.ListenAddress): Layer.Layer<AdminEndpoint, AdminListenError, Routes | Draining> =>
-  Layer.unwrap(Effect.map(Effect.promise(() => import("./layers/AdminServer.ts")), (admin) => admin.layer(address)))
+/** The admin endpoint's code, loaded only when it is configured. */
+const adminServer = Effect.promise(() => import("./layers/AdminServer.ts"))
+
+/** Fails when the write API's token file is given but cannot be used. */
+const checkAdminToken = (config: ProxyConfig) =>
+  Option.match(config.adminTokenFile, {
+    onNone: () => Effect.void,
+    onSome: (file) => Effect.flatMap(adminServer, (admin) => Effect.asVoid(admin.readToken(file)))
+  })
+
+/** The admin endpoint, with its write API's token file checked first. */
+const adminLayer = (
+  address: Address.ListenAddress,
+  config: ProxyConfig
+): Layer.Layer<AdminEndpoint, AdminListenError | AdminTokenError, Routes | Draining | Settings> =>
+  Layer.unwrap(Effect.andThen(checkAdminToken(config), Effect.map(adminServer, (admin) => admin.layer(address))))
 
 /**
  * The proxy over a {@link Settings} service supplied from outside (so the
@@ -89,7 +102,7 @@ export const layerWithSettings = (
   // The admin endpoint is built before the listener, so it answers through the drain.
   const beforeListener = Option.match(initial.metricsAddress, {
     onNone: () => pools,
-    onSome: (address) => Layer.provideMerge(adminLayer(address), pools)
+    onSome: (address) => Layer.provideMerge(adminLayer(address, initial), pools)
   })
   return ListenerLive.layer.pipe(
     Layer.provide(ConnectionLive.layer),
@@ -124,6 +137,7 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
   const routes = yield* Routes
   const previous = yield* SubscriptionRef.get(settings)
   const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress }
+  yield* checkAdminToken(applied)
   const commit = yield* routes.prepare(applied)
   if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
     yield* Effect.logWarning("laddr changed: it takes effect after a restart")

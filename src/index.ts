@@ -24,8 +24,10 @@ export type { BackendView, ClientView, PickContext, Strategy, Uniform } from "./
 export type { AccessEntry, EndWord } from "./domain/AccessLine.ts"
 
 export { AccessLog, type AccessLogWriter } from "./services/AccessLog.ts"
-export { AdminEndpoint, AdminListenError } from "./services/AdminEndpoint.ts"
+export { AdminEndpoint, AdminListenError, AdminTokenError } from "./services/AdminEndpoint.ts"
 export {
+  type AdminState,
+  adminStates,
   type Backend,
   BackendRegistry,
   type BackendStatus,

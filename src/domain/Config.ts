@@ -228,8 +228,8 @@ export interface PoolConfig {
   readonly backendTls: Option.Option<{ readonly ca: Option.Option<string> }>
   /** What the pool's health checks ask beyond a connect. */
   readonly check: PayloadCheck
+  /** Ramp a backend's weight up over this long after it turns HEALTHY or joins. */
   readonly slowStart: Option.Option<Duration.Duration>
-  readonly closeOnUnhealthy: boolean
 }
 
 const backendTlsOf = (config: ProxyConfig) =>
@@ -244,8 +244,7 @@ export const defaultPool = (config: ProxyConfig): PoolConfig => ({
   proxyProtocol: config.proxyProtocol,
   backendTls: backendTlsOf(config),
   check: config.check,
-  slowStart: config.slowStart,
-  closeOnUnhealthy: config.closeOnUnhealthy
+  slowStart: config.slowStart
 })
 
 /** A route's pool: its backends, its balancer (else the top-level one), the top-level health settings. */
@@ -257,8 +256,7 @@ export const routePool = (config: ProxyConfig, route: Route): PoolConfig => ({
   proxyProtocol: config.proxyProtocol,
   backendTls: route.mode === "passthrough" ? Option.none() : backendTlsOf(config),
   check: route.check === undefined ? config.check : overlay(config.check, route.check),
-  slowStart: config.slowStart,
-  closeOnUnhealthy: config.closeOnUnhealthy
+  slowStart: config.slowStart
 })
 
 /**

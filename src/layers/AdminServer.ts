@@ -10,17 +10,25 @@
  *
  * @since 0.1.0
  */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { readFile } from "node:fs/promises"
 import { createServer, type Server } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Address from "../domain/Address.ts"
-import { AdminEndpoint, AdminListenError } from "../services/AdminEndpoint.ts"
-import type { BackendStatus } from "../services/BackendRegistry.ts"
+import * as Text from "../domain/Text.ts"
+import { AdminEndpoint, AdminListenError, AdminTokenError } from "../services/AdminEndpoint.ts"
+import type { AdminState, BackendRegistry, BackendStatus } from "../services/BackendRegistry.ts"
 import { Routes } from "../services/Routes.ts"
+import { Settings } from "../services/Settings.ts"
 import { Draining } from "../services/Shutdown.ts"
 
 /** A backend as `/backends` shows it. */
@@ -29,8 +37,40 @@ const describeBackend = (status: BackendStatus) => ({
   ...(status.backend.name === undefined ? {} : { name: status.backend.name }),
   state: status.state,
   weight: status.weight,
-  activeConnections: status.activeConnections
+  activeConnections: status.activeConnections,
+  admin: status.admin,
+  backup: status.backend.backup === true
 })
+
+/** Whether a backend takes new connections: HEALTHY and, for its operator, ready. */
+const inService = (status: BackendStatus): boolean => status.state === "HEALTHY" && status.admin === "ready"
+
+/** The biggest request body the write API reads. */
+const maxBodyBytes = 1024
+
+/**
+ * Reads the write API's token: one line, surrounding whitespace ignored;
+ * fails when the file cannot be read or holds none.
+ */
+export const readToken = (file: string) =>
+  Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (cause) =>
+      new AdminTokenError({ file, reason: cause instanceof Error && "code" in cause ? String(cause.code) : String(cause) })
+  }).pipe(
+    Effect.flatMap((text) => {
+      const token = text.trim()
+      return token === "" ? Effect.fail(new AdminTokenError({ file, reason: "the file holds no token" })) : Effect.succeed(token)
+    })
+  )
+
+const digest = (text: string) => createHash("sha256").update(text).digest()
+
+/** Compares a presented token with the real one in constant time (over their digests, so lengths do not show). */
+const tokenMatches = (presented: string, token: string): boolean => timingSafeEqual(digest(presented), digest(token))
+
+const jsonError = (status: number, error: string) =>
+  HttpServerResponse.jsonUnsafe({ error }, { status, ...(status === 401 ? { headers: { "www-authenticate": "Bearer" } } : {}) })
 
 /** Connections the admin endpoint holds at once; more are closed as they arrive. */
 export const maxConnections = 64
@@ -52,16 +92,64 @@ const metrics = Effect.gen(function*() {
   return Effect.map(render, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
 })
 
-/** The routes over the pools and the draining flag. */
+/** The routes over the pools, the draining flag and the settings. */
 const routes = Layer.unwrap(Effect.gen(function*() {
   const pools = (yield* Routes).pools
   const draining = yield* Draining
+  const settings = yield* Settings
   const healthz = Effect.gen(function*() {
     const [defaultPool] = yield* pools
     const members = defaultPool === undefined ? [] : yield* defaultPool.pool.registry.all
-    const up = members.some((status) => status.state === "HEALTHY") && !(yield* draining.isDraining)
+    const up = members.some(inService) && !(yield* draining.isDraining)
     return HttpServerResponse.text(up ? "ok\n" : "unavailable\n", { status: up ? 200 : 503 })
   })
+
+  /**
+   * A write: 403 while the API is off, 401 without the right bearer token,
+   * 400 for a body `parse` refuses, 404 for an address no pool holds; else
+   * `change` applied to every pool that holds the backend, answered with
+   * its entry. The token file is read at each write, so a new token applies
+   * at once.
+   */
+  const write = <A>(
+    parse: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, string>,
+    change: (registry: BackendRegistry["Service"], address: string, value: A) => Effect.Effect<BackendStatus | undefined>
+  ) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const file = (yield* SubscriptionRef.get(settings)).adminTokenFile
+      if (Option.isNone(file)) return jsonError(403, "the admin write API is off (start with --admin-token-file)")
+      const token = yield* Effect.result(readToken(file.value))
+      if (Result.isFailure(token)) return jsonError(500, "the token file cannot be read")
+      const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
+      if (presented === undefined || !tokenMatches(presented, token.success)) return jsonError(401, "unauthorized")
+      const value = yield* Effect.result(parse(request))
+      if (Result.isFailure(value)) return jsonError(400, value.failure)
+      const address = decodeURIComponent((yield* HttpRouter.params)["address"] ?? "")
+      let found: BackendStatus | undefined
+      for (const routed of yield* pools) found = (yield* change(routed.pool.registry, address, value.success)) ?? found
+      return found === undefined
+        ? jsonError(404, `no backend ${Text.quote(address)}`)
+        : HttpServerResponse.jsonUnsafe(describeBackend(found))
+    }).pipe(Effect.catchCause(() => Effect.succeed(jsonError(400, "bad request"))))
+
+  const noBody = () => Effect.void
+  const admin = (state: AdminState) => write(noBody, (registry, address) => registry.setAdmin(address, state))
+
+  /** `{"weight": N}`, N a positive integer, in a body of at most {@link maxBodyBytes}. */
+  const weightOf = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function*() {
+      const length = Number(request.headers["content-length"] ?? "0")
+      if (!(length <= maxBodyBytes)) return yield* Effect.fail(`a body of at most ${maxBodyBytes} bytes`)
+      const text = yield* Effect.orElseSucceed(request.text, () => "")
+      const parsed = yield* Effect.try({ try: (): unknown => JSON.parse(text), catch: () => "expected a JSON body" })
+      const value = typeof parsed === "object" && parsed !== null && "weight" in parsed ? parsed.weight : undefined
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
+        return yield* Effect.fail(`expected {"weight": N} with N a positive integer`)
+      }
+      return value
+    })
+
   const backends = Effect.gen(function*() {
     const all = yield* pools
     const listed = yield* Effect.forEach(all, (routed) =>
@@ -76,14 +164,18 @@ const routes = Layer.unwrap(Effect.gen(function*() {
   return Layer.mergeAll(
     HttpRouter.add("GET", "/metrics", yield* metrics),
     HttpRouter.add("GET", "/healthz", healthz),
-    HttpRouter.add("GET", "/backends", backends)
+    HttpRouter.add("GET", "/backends", backends),
+    HttpRouter.add("POST", "/backends/:address/drain", admin("drain")),
+    HttpRouter.add("POST", "/backends/:address/maintenance", admin("maintenance")),
+    HttpRouter.add("POST", "/backends/:address/ready", admin("ready")),
+    HttpRouter.add("PUT", "/backends/:address/weight", write(weightOf, (registry, address, weight) => registry.setWeight(address, weight)))
   )
 }))
 
 /** Serves the admin endpoint on `address`; fails when it cannot be bound. */
 export const layer = (
   address: Address.ListenAddress
-): Layer.Layer<AdminEndpoint, AdminListenError, Routes | Draining> =>
+): Layer.Layer<AdminEndpoint, AdminListenError, Routes | Draining | Settings> =>
   Layer.unwrap(Effect.sync(() => {
     const server: Server = createServer({
       headersTimeout: headersTimeoutMs,

@@ -4,14 +4,17 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend } from "../domain/Config.ts"
 import * as Health from "../domain/Health.ts"
 import {
+  type AdminState,
   BackendRegistry,
   type BackendStatus,
   type Lease,
@@ -21,23 +24,45 @@ import {
 import { Metrics } from "../services/Metrics.ts"
 import { PoolSettings } from "../services/Pool.ts"
 
+/** The share of its weight a backend starts a slow-start ramp with: near zero, never zero. */
+const rampFloor = 0.01
+
 /** A backend's record: mutable inside this module, read-only to everyone else. */
 class Entry implements BackendStatus {
   health: Health.HealthCounter = Health.initial
   activeConnections = 0
   member = true
   eligible = false
+  admin: AdminState = "ready"
+  /** The backend as configured, and as in force (`backend`: the operator's weight, when set). */
+  configured: Backend
   backend: Backend
   since: number
-  constructor(backend: Backend, since: number) {
+  /** The slow-start ramp: when it started and how long it lasts (0: none). */
+  rampFrom = 0
+  rampMs = 0
+  /** What to call when the backend turns UNHEALTHY, while their connections are open. */
+  downs: Set<() => void> | undefined
+  readonly now: () => number
+  constructor(backend: Backend, since: number, now: () => number) {
+    this.configured = backend
     this.backend = backend
     this.since = since
+    this.now = now
   }
   get state(): Health.HealthState {
     return Health.state(this.health)
   }
+  /** The weight in force: during a slow-start ramp, a share of it growing linearly from near zero. */
   get weight(): number {
-    return this.backend.weight
+    const full = this.backend.weight
+    if (this.rampMs === 0) return full
+    const elapsed = this.now() - this.rampFrom
+    if (elapsed >= this.rampMs) {
+      this.rampMs = 0
+      return full
+    }
+    return full * Math.max(elapsed / this.rampMs, rampFloor)
   }
 }
 
@@ -51,14 +76,38 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
   const entries = new Map<string, Entry>()
   let members: ReadonlyArray<Entry> = []
   let selection: Selection = { members, eligible: [], generation: 0 }
+  /** False while the first membership is built: backends there on start do not ramp up. */
+  let initialised = false
 
-  /** Recomputes who may be picked, after any change of membership or state. */
+  const now = () => clock.currentTimeMillisUnsafe()
+
+  /**
+   * Recomputes who may be picked, after any change of membership, state or
+   * admin state: the HEALTHY members in service, backups only when no other
+   * member is.
+   */
   const select = (generation: number) => {
-    const eligible = members.filter((entry) => entry.state === "HEALTHY")
+    const inService = members.filter((entry) => entry.state === "HEALTHY" && entry.admin === "ready")
+    const primaries = inService.filter((entry) => entry.configured.backup !== true)
+    const eligible = primaries.length > 0 ? primaries : inService
     for (const entry of entries.values()) entry.eligible = false
     for (const entry of eligible) entry.eligible = true
     selection = { members, eligible, generation }
   }
+
+  /** Starts a member's slow-start ramp, when the pool has one. */
+  const ramp = (entry: Entry) => {
+    const slowStart = SubscriptionRef.getUnsafe(settings).slowStart
+    if (Option.isNone(slowStart)) return
+    entry.rampFrom = now()
+    entry.rampMs = Duration.toMillis(slowStart.value)
+  }
+
+  /** The backend in force for a configured one: with the operator's weight, when set. */
+  const inForce = (entry: Entry, adminWeight: number | undefined): Backend =>
+    adminWeight === undefined || adminWeight === entry.configured.weight
+      ? entry.configured
+      : { ...entry.configured, weight: adminWeight }
 
   /** Forgets a record that left and has no connection open any more; its series go. */
   const dropIfGone = (entry: Entry): void => {
@@ -84,20 +133,26 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       for (const backend of wanted.values()) {
         let entry = entries.get(backend.address)
         if (entry === undefined) {
-          entry = new Entry(backend, clock.currentTimeMillisUnsafe())
+          entry = new Entry(backend, now(), now)
           entries.set(backend.address, entry)
           joined.push(entry)
+          if (initialised) ramp(entry)
           happened.push(RegistryChange.Added({ backend }))
         } else if (!entry.member) {
           // It left and comes back while connections to it are still open: the same record, its count intact.
           entry.member = true
+          entry.configured = backend
           entry.backend = backend
+          if (initialised) ramp(entry)
           happened.push(RegistryChange.Added({ backend }))
-        } else if (entry.backend.weight !== backend.weight) {
-          entry.backend = backend
-          happened.push(RegistryChange.Reweighted({ backend }))
         } else {
-          entry.backend = backend
+          const before = entry.backend
+          const adminWeight = entry.backend === entry.configured ? undefined : entry.backend.weight
+          entry.configured = backend
+          entry.backend = inForce(entry, adminWeight)
+          if (before.weight !== entry.backend.weight || before.backup !== entry.backend.backup) {
+            happened.push(RegistryChange.Reweighted({ backend: entry.backend }))
+          }
         }
         ordered.push(entry)
       }
@@ -123,9 +178,15 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       const before = entry.health
       entry.health = Health.next(before, success, { unhealthy: health.unhealthyThreshold, healthy: health.healthyThreshold })
       if (entry.health.healthy === before.healthy) return Effect.void
-      entry.since = clock.currentTimeMillisUnsafe()
+      entry.since = now()
       select(selection.generation)
       const state = entry.state
+      if (state === "HEALTHY") ramp(entry)
+      else if (entry.downs !== undefined) {
+        const downs = [...entry.downs]
+        entry.downs = undefined
+        for (const down of downs) down()
+      }
       return Effect.andThen(
         state === "HEALTHY"
           ? Effect.logInfo(`backend ${address} now HEALTHY`)
@@ -141,18 +202,68 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     if (entry === undefined) return undefined
     entry.activeConnections++
     let held = true
+    let down: (() => void) | undefined
     return {
       backend: entry,
       release: () => {
         if (!held) return
         held = false
+        if (down !== undefined) entry.downs?.delete(down)
         entry.activeConnections--
         dropIfGone(entry)
+      },
+      whenDown: (callback) => {
+        if (!held) return () => {}
+        down = callback
+        ;(entry.downs ??= new Set()).add(callback)
+        return () => entry.downs?.delete(callback)
       }
     }
   }
 
+  const setAdmin = (address: string, admin: AdminState) =>
+    Effect.suspend(() => {
+      const entry = entries.get(address)
+      if (entry === undefined || !entry.member) return Effect.succeed(undefined)
+      if (entry.admin === admin) return Effect.succeed(entry)
+      entry.admin = admin
+      select(selection.generation)
+      return Effect.logInfo(`backend ${address} admin ${admin}`).pipe(
+        Effect.andThen(PubSub.publish(changes, RegistryChange.AdminChanged({ backend: entry.backend, admin }))),
+        Effect.as(entry)
+      )
+    })
+
+  const reweigh = (entry: Entry, weight: number | undefined) =>
+    Effect.suspend(() => {
+      const backend = inForce(entry, weight)
+      if (backend.weight === entry.backend.weight) {
+        entry.backend = backend
+        return Effect.void
+      }
+      entry.backend = backend
+      select(selection.generation + 1)
+      return PubSub.publish(changes, RegistryChange.Reweighted({ backend }))
+    })
+
+  const setWeight = (address: string, weight: number) =>
+    Effect.suspend(() => {
+      const entry = entries.get(address)
+      if (entry === undefined || !entry.member) return Effect.succeed(undefined)
+      return reweigh(entry, weight).pipe(
+        Effect.andThen(Effect.logInfo(`backend ${address} weight ${weight}`)),
+        Effect.as(entry)
+      )
+    })
+
+  const resetWeights = Effect.suspend(() =>
+    Effect.forEach(members.filter((entry) => entry.backend !== entry.configured), (entry) => reweigh(entry, undefined), {
+      discard: true
+    })
+  )
+
   yield* update(backends)
+  initialised = true
   // When the pool goes, its backends leave it: their series go as their last connections close.
   yield* Effect.addFinalizer(() => update([]))
   return BackendRegistry.of({
@@ -161,6 +272,13 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     update,
     report,
     acquire,
+    get: (address) => {
+      const entry = entries.get(address)
+      return entry?.member === true ? entry : undefined
+    },
+    setAdmin,
+    setWeight,
+    resetWeights,
     subscribe: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
   })
 })

@@ -26,7 +26,15 @@ import type * as ProxyProtocolReader from "../domain/ProxyProtocolReader.ts"
 import { readProxyHeader } from "../net/ProxyHeader.ts"
 import { relay } from "../net/Relay.ts"
 import { AccessLog } from "../services/AccessLog.ts"
-import { Connection, type ConnectionError, Denied, describe, type Ending, Rejected } from "../services/Connection.ts"
+import {
+  BackendDown,
+  Connection,
+  type ConnectionError,
+  Denied,
+  describe,
+  type Ending,
+  Rejected
+} from "../services/Connection.ts"
 import { Connections } from "../services/Connections.ts"
 import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics, type RejectReason } from "../services/Metrics.ts"
@@ -151,6 +159,13 @@ class ClientConnection implements ClientView {
   }
 }
 
+/** Fails with {@link BackendDown} when the upstream's backend turns UNHEALTHY. */
+const backendDown = (upstream: Upstream) =>
+  Effect.callback<never, BackendDown>((resume) => {
+    const cancel = upstream.whenDown(() => resume(Effect.fail(new BackendDown())))
+    return Effect.sync(cancel)
+  })
+
 /** Why a connection was refused, in the words of its warn line. */
 const refusals: Record<RejectReason, string> = {
   max_connections: "--max-connections reached",
@@ -201,7 +216,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
             conn.backendLocal = Address.format(Address.unmapIPv4(localAddress), localPort)
           }
         }
-        return relay({
+        const relayed = relay({
           client: entry.downstream,
           backend: upstream.socket,
           clientTcp: conn.socket,
@@ -209,6 +224,8 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
           backendReads: upstream.reads,
           idleTimeoutMs: conn.limits.idleTimeoutMs
         })
+        // With --close-on-unhealthy the relay races the backend's fall: the loser is interrupted (both sockets reset).
+        return conn.limits.config.closeOnUnhealthy ? Effect.raceFirst(relayed, backendDown(upstream)) : relayed
       })
     }
 

@@ -2,7 +2,8 @@
  * Active health checking of one pool: one fiber per member repeats the check
  * every health interval and reports each result to the registry, which
  * applies the thresholds. Checks start and stop with their backends, and
- * restart when a reload changes the interval. A check that fails because the
+ * restart when a reload changes the interval; a backend an operator put in
+ * maintenance is not checked until it is back. A check that fails because the
  * proxy ran out of a local resource says nothing about the backend: it is
  * not reported, and is logged at error level (at most once a second, with
  * the pool's dials), since clients are likely turned away meanwhile.
@@ -18,7 +19,7 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend } from "../domain/Config.ts"
-import { BackendRegistry } from "../services/BackendRegistry.ts"
+import { BackendRegistry, type BackendStatus } from "../services/BackendRegistry.ts"
 import { HealthCheck } from "../services/HealthCheck.ts"
 import { LogLimits } from "../services/LogLimits.ts"
 import { Metrics } from "../services/Metrics.ts"
@@ -137,8 +138,12 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Lo
         limited(checkOnce(backend)).pipe(Effect.repeat(Schedule.fixed(interval)))
       )
 
+    /** Checks a member, unless an operator put it in maintenance. */
+    const watch = (status: BackendStatus) =>
+      status.admin === "maintenance" ? Effect.void : loop(status.backend)
+
     const changes = yield* registry.subscribe
-    for (const status of yield* registry.all) yield* loop(status.backend)
+    for (const status of yield* registry.all) yield* watch(status)
     yield* changes.pipe(
       Stream.runForEach((change) => {
         switch (change._tag) {
@@ -146,6 +151,12 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Lo
             return loop(change.backend)
           case "Removed":
             return FiberMap.remove(monitors, change.backend.address)
+          case "AdminChanged":
+            // Maintenance stops the checks; back from it, they start again (the first one at once).
+            return change.admin === "maintenance"
+              ? FiberMap.remove(monitors, change.backend.address)
+              : Effect.flatMap(FiberMap.has(monitors, change.backend.address), (running) =>
+                running ? Effect.void : loop(change.backend))
           case "StateChanged":
           case "Reweighted":
             return Effect.void
@@ -157,7 +168,7 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Lo
       Stream.runForEach((config) => {
         if (Duration.equals(config.health.interval, interval)) return Effect.void
         interval = config.health.interval
-        return Effect.flatMap(registry.all, Effect.forEach((status) => loop(status.backend), { discard: true }))
+        return Effect.flatMap(registry.all, Effect.forEach(watch, { discard: true }))
       }),
       Effect.forkScoped
     )

@@ -120,11 +120,13 @@ const make = Effect.gen(function*() {
     const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs, reads), (connection) => {
       if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
       if (request.preamble !== undefined) connection.write(request.preamble)
-      if (request.tls === undefined) return Effect.succeed(upstream = { backend, connection, socket: connection, reads })
+      if (request.tls === undefined) {
+        return Effect.succeed(upstream = { backend, connection, socket: connection, reads, whenDown: lease.whenDown })
+      }
       return Effect.map(
         Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
           Effect.sync(() => connection.destroy())),
-        (socket) => (upstream = { backend, connection, socket, reads: undefined })
+        (socket) => (upstream = { backend, connection, socket, reads: undefined, whenDown: lease.whenDown })
       )
     })
     return Effect.andThen(
@@ -170,8 +172,12 @@ const make = Effect.gen(function*() {
             ? Effect.fail(noBackend)
             : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1), scope))),
     prepare: (config) => Effect.map(discovery.resolve(config.backends), (backends) => ({ config, backends })),
+    // A reload names the backends again: weights an operator set give way to the configured ones.
     commit: (prepared) =>
-      Effect.andThen(SubscriptionRef.set(settings, prepared.config), discovery.apply(prepared.backends))
+      SubscriptionRef.set(settings, prepared.config).pipe(
+        Effect.andThen(discovery.apply(prepared.backends)),
+        Effect.tap(registry.resetWeights)
+      )
   })
 })
 

@@ -1,5 +1,6 @@
 /**
- * The admin HTTP endpoint (`/metrics`, `/healthz`, `/backends`), when it is on.
+ * The admin HTTP endpoint (`/metrics`, `/healthz`, `/backends`, and the
+ * write API with `--admin-token-file`), when it is on.
  *
  * @since 0.1.0
  */
@@ -16,6 +17,16 @@ export class AdminListenError extends Data.TaggedError("AdminListenError")<{
     const code = this.cause instanceof Error && "code" in this.cause ? this.cause.code : undefined
     const why = code === "EADDRINUSE" ? "address already in use" : String(this.cause)
     return `cannot listen on ${this.address} (metrics-addr): ${why}`
+  }
+}
+
+/** The admin write API's token file cannot be used. */
+export class AdminTokenError extends Data.TaggedError("AdminTokenError")<{
+  readonly file: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot use ${this.file} (admin-token-file): ${this.reason}`
   }
 }
 

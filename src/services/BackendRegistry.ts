@@ -24,6 +24,16 @@ export type { Backend } from "../domain/Config.ts"
 export type { HealthState } from "../domain/Health.ts"
 
 /**
+ * What an operator set (SPEC "Admin write API"): `ready` is in service;
+ * `drain` takes no new connection, checks go on; `maintenance` takes no new
+ * connection and is not checked.
+ */
+export type AdminState = "ready" | "drain" | "maintenance"
+
+/** The admin states, as the API names them. */
+export const adminStates: ReadonlyArray<AdminState> = ["ready", "drain", "maintenance"]
+
+/**
  * A backend as the registry holds it. The fields are live: a balancer reads
  * `activeConnections` at the moment it picks.
  */
@@ -33,6 +43,8 @@ export interface BackendStatus extends BackendView {
   readonly member: boolean
   /** When the state last changed (or the backend joined), in milliseconds since the epoch. */
   readonly since: number
+  /** What an operator set; `ready` unless changed. */
+  readonly admin: AdminState
 }
 
 /** What the balancer reads: the members, the ones to pick from, and the generation of the membership. */
@@ -51,6 +63,7 @@ export type RegistryChange = Data.TaggedEnum<{
   Removed: { readonly backend: Backend }
   Reweighted: { readonly backend: Backend }
   StateChanged: { readonly backend: Backend; readonly state: HealthState }
+  AdminChanged: { readonly backend: Backend; readonly admin: AdminState }
 }>
 
 /** Constructors and matchers for {@link RegistryChange}. */
@@ -68,6 +81,11 @@ export interface Lease {
   readonly backend: BackendStatus
   /** Gives the place back; the second and later calls do nothing. Synchronous. */
   readonly release: () => void
+  /**
+   * Calls `callback` once if the backend turns UNHEALTHY while the lease is
+   * held (`--close-on-unhealthy`); returns a function that cancels it.
+   */
+  readonly whenDown: (callback: () => void) => () => void
 }
 
 /**
@@ -98,6 +116,18 @@ export class BackendRegistry extends Context.Service<BackendRegistry, {
   readonly report: (address: string, success: boolean, reason?: string) => Effect.Effect<void>
   /** Counts one more active connection on a member, until the lease is released; undefined for an unknown address. */
   readonly acquire: (address: string) => Lease | undefined
+  /** A member by address, or undefined. */
+  readonly get: (address: string) => BackendStatus | undefined
+  /**
+   * Sets a member's admin state (logged as `backend HOST:PORT admin drain`);
+   * it holds across updates while the backend stays. Undefined for an
+   * unknown address.
+   */
+  readonly setAdmin: (address: string, admin: AdminState) => Effect.Effect<BackendStatus | undefined>
+  /** Sets the weight in force of a member until {@link resetWeights}; undefined for an unknown address. */
+  readonly setWeight: (address: string, weight: number) => Effect.Effect<BackendStatus | undefined>
+  /** Gives every member its configured weight back (a reload names the backends again). */
+  readonly resetWeights: Effect.Effect<void>
   /**
    * Subscribes to changes: the stream delivers every change made after the
    * subscription, so subscribe first and then read `all` to miss none.

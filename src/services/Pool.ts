@@ -80,6 +80,12 @@ export interface Upstream {
   readonly socket: Net.Socket
   /** How `socket` delivers what it reads, when not through `data` events (plain connections). */
   readonly reads: BackendReads | undefined
+  /**
+   * Calls `callback` once if the backend turns UNHEALTHY while the
+   * connection is open (`--close-on-unhealthy`); returns a function that
+   * cancels it.
+   */
+  readonly whenDown: (callback: () => void) => () => void
 }
 
 /** Membership of a new configuration, resolved and ready to be put in force. */

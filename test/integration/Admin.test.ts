@@ -62,7 +62,7 @@ describe("admin endpoint", () => {
       const response = yield* get(adminPort(proxy), "/backends")
       assert.strictEqual(response.status, 200)
       assert.deepStrictEqual(JSON.parse(response.body), {
-        backends: [{ address: backend.address, state: "HEALTHY", weight: 1, activeConnections: 1 }],
+        backends: [{ address: backend.address, state: "HEALTHY", weight: 1, activeConnections: 1, admin: "ready", backup: false }],
         draining: false,
         routes: []
       })
@@ -87,7 +87,7 @@ describe("admin endpoint", () => {
       const listed = JSON.parse((yield* get(adminPort(proxy), "/backends")).body)
       assert.deepStrictEqual(listed.routes, [{
         sni: ["api.example.com", "*.api.example.com"],
-        backends: [{ address: api.address, state: "HEALTHY", weight: 3, activeConnections: 0 }]
+        backends: [{ address: api.address, state: "HEALTHY", weight: 3, activeConnections: 0, admin: "ready", backup: false }]
       }])
       assert.deepStrictEqual(listed.backends.map((entry: { readonly address: string }) => entry.address), [fallback.address])
     }))
@@ -106,7 +106,9 @@ describe("admin endpoint", () => {
         name: `echo.test:${backend.port}`,
         state: "HEALTHY",
         weight: 1,
-        activeConnections: 0
+        activeConnections: 0,
+        admin: "ready",
+        backup: false
       }])
       assert.include(yield* proxy.metrics.snapshot, `tcp_proxy_backend_connections_total{backend="${backend.address}"}: 1`)
     }))
