@@ -1,15 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Metric, Stream } from "effect"
+import { Duration, Effect, Fiber, Layer, Logger, Metric, Option, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import type { Backend } from "../../src/domain/Config.ts"
 import * as BackendRegistryLive from "../../src/layers/BackendRegistryLive.ts"
 import * as MetricsLive from "../../src/layers/MetricsLive.ts"
 import { BackendRegistry, type BackendStatus, type RegistryChange } from "../../src/services/BackendRegistry.ts"
 import { Metrics } from "../../src/services/Metrics.ts"
-import { backend, connectionClosed, connectionOpened, poolSettings, registryOf, setState } from "./fixtures.ts"
+import { backend, connectionClosed, connectionOpened, poolSettings, registryOf, registryWith, setState } from "./fixtures.ts"
 
 const a = backend("10.0.0.1", 80)
 const b = backend("10.0.0.2", 80, 2)
 const c = backend("10.0.0.3", 8080)
+const d = backend("10.0.0.4", 80)
+const spare: Backend = { ...backend("10.0.1.1", 80), backup: true }
+const spare2: Backend = { ...backend("10.0.1.2", 80), backup: true }
 /** Thresholds that tell apart which one applies: 3 failures to go down, 2 successes to come back. */
 const Registry = () => registryOf([a, b, c], { unhealthyThreshold: 3, healthyThreshold: 2 })
 
@@ -249,4 +253,101 @@ describe("BackendRegistryLive metrics", () => {
       assert.notInclude(after, `backend="${b.address}"`)
       assert.include(after, `${series(a.address)}: 0`)
     }).pipe(Effect.provide(withMetrics([a, b]))))
+})
+
+describe("BackendRegistryLive: operating the backends", () => {
+  it.effect("drain and maintenance take a backend out of service, ready puts it back; each is logged once", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      const logs: Array<string> = []
+      const logged = Logger.layer([Logger.make(({ message }) => logs.push(String(message)))])
+      const drained = yield* registry.setAdmin(a.address, "drain").pipe(Effect.provide(logged))
+      assert.strictEqual(drained?.admin, "drain")
+      assert.deepStrictEqual(yield* eligible, [b.address, c.address])
+      yield* registry.setAdmin(c.address, "maintenance").pipe(Effect.provide(logged))
+      assert.deepStrictEqual(yield* eligible, [b.address])
+      yield* registry.setAdmin(a.address, "ready").pipe(Effect.provide(logged))
+      yield* registry.setAdmin(a.address, "ready").pipe(Effect.provide(logged))
+      assert.deepStrictEqual(yield* eligible, [a.address, b.address])
+      assert.deepStrictEqual(logs, [`backend ${a.address} admin drain`, `backend ${c.address} admin maintenance`, `backend ${a.address} admin ready`])
+      assert.isUndefined(yield* registry.setAdmin("10.9.9.9:1", "drain"))
+    }).pipe(Effect.provide(Registry())))
+
+  it.effect("an admin state holds across updates while the backend stays, and is gone when it leaves and comes back", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      yield* registry.setAdmin(b.address, "maintenance")
+      yield* registry.update([a, b, c])
+      assert.strictEqual((yield* statusOf(b.address)).admin, "maintenance")
+      yield* registry.update([a, c])
+      yield* registry.update([a, b, c])
+      assert.strictEqual((yield* statusOf(b.address)).admin, "ready")
+    }).pipe(Effect.provide(Registry())))
+
+  it.effect("an operator's weight is in force until resetWeights (a reload); it moves the generation", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      const before = registry.selection().generation
+      yield* registry.setWeight(a.address, 5)
+      assert.strictEqual((yield* statusOf(a.address)).weight, 5)
+      assert.strictEqual((yield* statusOf(a.address)).backend.weight, 5, "the hash ring reads it too")
+      assert.isAbove(registry.selection().generation, before)
+      yield* registry.update([a, b, c])
+      assert.strictEqual((yield* statusOf(a.address)).weight, 5, "kept by an update (a DNS refresh)")
+      yield* registry.resetWeights
+      assert.strictEqual((yield* statusOf(a.address)).weight, 1)
+      assert.isUndefined(yield* registry.setWeight("10.9.9.9:1", 2))
+    }).pipe(Effect.provide(Registry())))
+
+  it.effect("backups are in service only while no other member is, and hand back when one is", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      assert.deepStrictEqual(yield* eligible, [a.address])
+      yield* setState(a.address, "UNHEALTHY")
+      assert.deepStrictEqual(yield* eligible, [spare.address, spare2.address])
+      yield* setState(spare.address, "UNHEALTHY")
+      assert.deepStrictEqual(yield* eligible, [spare2.address])
+      yield* setState(a.address, "HEALTHY")
+      assert.deepStrictEqual(yield* eligible, [a.address])
+      yield* registry.setAdmin(a.address, "drain")
+      assert.deepStrictEqual(yield* eligible, [spare2.address], "a drained primary is not in service either")
+    }).pipe(Effect.provide(registryOf([a, spare, spare2], { unhealthyThreshold: 1, healthyThreshold: 1 }))))
+
+  it.effect("slow start: a backend that turns HEALTHY or joins ramps its weight up linearly; the ones there at start do not", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      assert.strictEqual((yield* statusOf(b.address)).weight, 2, "no ramp at start")
+      yield* setState(b.address, "UNHEALTHY")
+      yield* setState(b.address, "HEALTHY")
+      const weight = Effect.map(statusOf(b.address), (status) => status.weight)
+      assert.strictEqual(yield* weight, 2 * 0.01, "near zero, never zero")
+      yield* TestClock.adjust(Duration.seconds(25))
+      assert.closeTo(yield* weight, 2 * 0.25, 1e-9)
+      yield* TestClock.adjust(Duration.seconds(50))
+      assert.closeTo(yield* weight, 2 * 0.75, 1e-9)
+      yield* TestClock.adjust(Duration.seconds(25))
+      assert.strictEqual(yield* weight, 2)
+      // A new member ramps too.
+      yield* registry.update([a, b, c, d])
+      assert.strictEqual((yield* statusOf(d.address)).weight, 0.01)
+      yield* TestClock.adjust(Duration.seconds(50))
+      assert.closeTo((yield* statusOf(d.address)).weight, 0.5, 1e-9)
+    }).pipe(Effect.provide(registryWith([a, b, c], { slowStart: Option.some(Duration.seconds(100)) }))))
+
+  it.effect("whenDown: called once when the backend turns UNHEALTHY while the lease is held; not after release or cancel", () =>
+    Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      const called: Array<string> = []
+      const held = registry.acquire(a.address)!
+      held.whenDown(() => called.push("held"))
+      const released = registry.acquire(a.address)!
+      released.whenDown(() => called.push("released"))
+      released.release()
+      const cancelled = registry.acquire(a.address)!
+      cancelled.whenDown(() => called.push("cancelled"))()
+      yield* setState(a.address, "UNHEALTHY")
+      yield* setState(a.address, "HEALTHY")
+      yield* setState(a.address, "UNHEALTHY")
+      assert.deepStrictEqual(called, ["held"])
+    }).pipe(Effect.provide(Registry())))
 })

@@ -352,4 +352,25 @@ describe("HealthMonitorLive", () => {
       }))
     })
   })
+
+  it.effect("maintenance stops a backend's checks; ready starts them again, the first at once; drain keeps them", () => {
+    const world = makeWorld()
+    return Effect.gen(function*() {
+      const registry = yield* BackendRegistry
+      yield* settle
+      assert.strictEqual(world.calls(a), 1)
+      yield* registry.setAdmin(a.address, "maintenance")
+      yield* settle
+      yield* nextRound
+      yield* nextRound
+      assert.strictEqual(world.calls(a), 1, "no check in maintenance")
+      assert.strictEqual(world.calls(b), 3)
+      yield* registry.setAdmin(a.address, "ready")
+      yield* settle
+      assert.strictEqual(world.calls(a), 2, "checked again at once")
+      yield* registry.setAdmin(a.address, "drain")
+      yield* nextRound
+      assert.strictEqual(world.calls(a), 3, "a drained backend is still checked")
+    }).pipe(Effect.provide(world.layer))
+  })
 })

@@ -35,6 +35,18 @@ export const registryOf = (backends: ReadonlyArray<Backend>, health: Partial<Con
     Layer.provideMerge(Layer.mergeAll(poolSettings(backends, health), freshMetrics))
   )
 
+/** A real registry of `backends` over pool settings of `pool`'s parts (and the default ones for the rest). */
+export const registryWith = (backends: ReadonlyArray<Backend>, pool: Partial<Config.PoolConfig>) =>
+  BackendRegistryLive.layer(backends).pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      Layer.effect(
+        PoolSettings,
+        SubscriptionRef.make<Config.PoolConfig>({ ...Config.defaultPool(Config.make({ backends })), ...pool })
+      ),
+      freshMetrics
+    ))
+  )
+
 /** Brings a member to `state` the only way there is: results through the thresholds. */
 export const setState = (address: string, state: HealthState) =>
   Effect.gen(function*() {
