@@ -50,6 +50,15 @@ const httpServer = (status: (url: string | undefined) => number) =>
       })
   )
 
+/** 200 for `/healthz`, 404 for any other path. */
+const onlyHealthz = (url: string | undefined) => (url === "/healthz" ? 200 : 404)
+
+/** A scratch directory for config files, removed when the scope ends. */
+const scratch = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "tcp-proxy-checks-"))),
+  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+)
+
 /** Checks every 100ms, one failure enough to turn UNHEALTHY. */
 const fastChecks = ["--laddr", "127.0.0.1:0", "--health-interval", "100ms", "--unhealthy-threshold", "1"]
 
@@ -103,14 +112,9 @@ describe("payload checks (CLI)", () => {
 
   it.live("a route's health-http in the config file overrides the top-level one for its pool", () =>
     Effect.gen(function*() {
-      const onlyHealthz = (url: string | undefined) => (url === "/healthz" ? 200 : 404)
       const fallback = yield* httpServer(onlyHealthz)
       const api = yield* httpServer(onlyHealthz)
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), "tcp-proxy-checks-"))),
-        (path) => Effect.sync(() => rmSync(path, { recursive: true, force: true }))
-      )
-      const config = join(dir, "proxy.yaml")
+      const config = join(yield* scratch, "proxy.yaml")
       writeFileSync(
         config,
         [
@@ -129,5 +133,18 @@ describe("payload checks (CLI)", () => {
       assert.isUndefined(unhealthyLine(cli, api.address))
       assert.isTrue(api.requests.every((request) => request.url === "/healthz"))
       assert.isTrue(fallback.requests.every((request) => request.url === "/missing"))
+    }))
+
+  it.live("a reload that changes health-http applies from the next check", () =>
+    Effect.gen(function*() {
+      const target = yield* httpServer(onlyHealthz)
+      const config = join(yield* scratch, "proxy.yaml")
+      writeFileSync(config, `health-http: /missing\nbackends: ["${target.address}"]\n`)
+      const cli = yield* spawnCli([...fastChecks, "--healthy-threshold", "1", "--config", config])
+      yield* turnsUnhealthy(cli, target.address)
+      writeFileSync(config, `health-http: /healthz\nbackends: ["${target.address}"]\n`)
+      cli.child.kill("SIGHUP")
+      yield* until("the backend to turn HEALTHY", () => cli.stderr().includes(`backend ${target.address} now HEALTHY`))
+      assert.strictEqual(target.requests.at(-1)?.url, "/healthz")
     }))
 })
