@@ -47,3 +47,31 @@ export const unescape = (text: string): Result.Result<string, string> => {
   }
   return Result.succeed(out)
 }
+
+/** One byte as {@link unescape} reads it back: printable ASCII as is (but `\` and `"`), escapes for the rest. */
+const escapeByte = (byte: number): string => {
+  switch (byte) {
+    case 0x0d:
+      return "\\r"
+    case 0x0a:
+      return "\\n"
+    case 0x09:
+      return "\\t"
+    case 0x5c:
+      return "\\\\"
+    case 0x22:
+      return "\\x22"
+  }
+  return byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, "0")}`
+}
+
+/**
+ * Bytes in double quotes, written with the escapes a flag takes (`\r`, `\n`,
+ * `\t`, `\\`, `\xHH`), at most `max` of them (then `...`): what a backend sent,
+ * on one line, and text that `--health-expect` would take back.
+ */
+export const quoteBytes = (bytes: Uint8Array, max: number): string => {
+  let out = ""
+  for (const byte of bytes.subarray(0, max)) out += escapeByte(byte)
+  return `"${out}"${bytes.length > max ? "..." : ""}`
+}

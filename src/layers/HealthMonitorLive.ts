@@ -111,7 +111,8 @@ export const layer: Layer.Layer<never, never, BackendRegistry | HealthCheck | Lo
           tls: Option.match(pool.backendTls, {
             onNone: () => undefined,
             onSome: (tls) => ({ ca: Option.getOrUndefined(tls.ca) })
-          })
+          }),
+          payload: pool.check
         })
       }).pipe(
         Effect.matchEffect({

@@ -6,19 +6,22 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
-import type { Backend } from "../domain/Config.ts"
+import type { Backend, PayloadCheck } from "../domain/Config.ts"
 import type * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 
 /**
  * How a check is made, from the pool's settings at the time of the check: it
  * does what a connection needs (the PROXY header a connection sends first,
- * TLS toward the backend verified like a connection's), within `timeoutMs`.
+ * TLS toward the backend verified like a connection's), then asks what the
+ * payload check asks, all within `timeoutMs`.
  */
 export interface CheckOptions {
   readonly timeoutMs: number
   readonly proxyProtocol: ProxyProtocol.Mode
   /** Complete a TLS handshake, verified against this CA file when given. */
   readonly tls: { readonly ca: string | undefined } | undefined
+  /** What to send and expect once connected (and the header sent, and TLS up). */
+  readonly payload: PayloadCheck
 }
 
 /**

@@ -22,7 +22,8 @@ describe("README", () => {
       const key of ["laddr", "lb", "timeout", "retries", "health-interval", "health-timeout", "healthy-threshold",
         "unhealthy-threshold", "grace", "max-connections", "idle-timeout", "metrics-addr", "proxy-protocol",
         "dns-refresh", "log-level", "log-format", "allow", "deny", "max-connections-per-ip", "connection-rate-per-ip",
-        "accept-proxy", "tcp-keepalive", "backends"]
+        "accept-proxy", "tcp-keepalive", "slow-start", "close-on-unhealthy", "admin-token-file", "health-send",
+        "health-expect", "health-http", "backends"]
     ) assert.match(text, new RegExp(`^${key}:`, "m"), key)
   })
 })
