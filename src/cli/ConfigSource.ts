@@ -37,9 +37,10 @@ const fifoPollMs = 50
  * Reads at most `limit` bytes of a file; more than that is `undefined`. The
  * file is opened without blocking, so that a FIFO whose writer has not come
  * yet holds no thread and the wait stays interruptible (a signal can still
- * stop the proxy): a FIFO is read until its writer has written and closed it.
+ * stop the proxy): a FIFO is read until its writer has written and closed it,
+ * or until `signal` aborts the wait.
  */
-const readAtMost = async (file: string, limit: number): Promise<Buffer | undefined> => {
+const readAtMost = async (file: string, limit: number, signal: AbortSignal): Promise<Buffer | undefined> => {
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
     const fifo = (await handle.stat()).isFIFO()
@@ -52,7 +53,7 @@ const readAtMost = async (file: string, limit: number): Promise<Buffer | undefin
       })
       if (read === undefined || (read.bytesRead === 0 && fifo && total === 0)) {
         // A FIFO with nothing written yet (no writer, or a writer that has not written).
-        await sleep(fifoPollMs)
+        await sleep(fifoPollMs, undefined, { signal })
         continue
       }
       if (read.bytesRead === 0) return Buffer.concat(chunks, total)
@@ -68,7 +69,7 @@ const readAtMost = async (file: string, limit: number): Promise<Buffer | undefin
 /** The file's text; a file larger than the limit is refused without being read to its end. */
 export const read = (file: string): Effect.Effect<string, ConfigFileError> =>
   Effect.tryPromise({
-    try: () => readAtMost(file, maxBytes),
+    try: (signal) => readAtMost(file, maxBytes, signal),
     catch: (error) => new ConfigFileError({ file, path: "", reason: `cannot read: ${readFailure(error)}` })
   }).pipe(
     Effect.flatMap((bytes) =>

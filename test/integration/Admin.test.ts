@@ -3,7 +3,7 @@ import { Duration, Effect, Layer, Option, Result } from "effect"
 import * as Config from "../../src/domain/Config.ts"
 import { Resolver } from "../../src/services/Resolver.ts"
 import { listeningPort, spawnCli } from "./cli.ts"
-import { connect, deadPort, echoServer, eventually, exchange, readAll, startProxy, testConfig, until } from "./helpers.ts"
+import { connect, deadPort, echoServer, eventually, exchange, readAll, relayed, startProxy, testConfig, until } from "./helpers.ts"
 
 const get = (port: number, path: string) =>
   Effect.promise(async () => {
@@ -58,7 +58,8 @@ describe("admin endpoint", () => {
       const backend = yield* echoServer()
       const proxy = yield* startProxy(testConfig([backend.address], withAdmin))
       const held = yield* connect(proxy.port)
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      held.write("x")
+      yield* relayed(backend)
       const response = yield* get(adminPort(proxy), "/backends")
       assert.strictEqual(response.status, 200)
       assert.deepStrictEqual(JSON.parse(response.body), {
@@ -142,7 +143,8 @@ describe("admin endpoint", () => {
       assert.strictEqual((yield* get(port, "/healthz")).status, 200)
       const held = yield* connect(proxyPort)
       const received = readAll(held)
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      held.write("x")
+      yield* relayed(backend)
       cli.child.kill("SIGTERM")
       yield* until("the drain to start", () => cli.stderr().includes("draining"))
       assert.strictEqual((yield* get(port, "/healthz")).status, 503)

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { listeningPort, runCli, spawnCli } from "./cli.ts"
-import { connect, echoServer, eventually, exchange, readAll, server, until } from "./helpers.ts"
+import { connect, echoServer, eventually, exchange, readAll, relayed, server, until } from "./helpers.ts"
 
 /** One line on stderr, naming the problem, and no stack trace. */
 const assertOneLineError = (result: { code: number | string; stderr: string }, pattern: RegExp) => {
@@ -91,7 +91,7 @@ describe("command line", () => {
       const held = yield* connect(port)
       const received = readAll(held)
       held.write("before ")
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      yield* relayed(backend)
       cli.child.kill("SIGTERM")
       // New connections are refused once the listener has closed.
       yield* eventually(
@@ -118,12 +118,12 @@ describe("command line", () => {
       const received = readAll(held)
       held.once("end", () => held.end())
       held.write("ping")
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      const backendSide = yield* relayed(backend)
       cli.child.kill("SIGTERM")
       assert.match(String((yield* received).error), /ECONNRESET/)
       assert.strictEqual(yield* cli.exit, 0)
       assert.match(cli.stderr(), /end=shutdown/)
-      yield* until("the backend side to be closed", () => backend.accepted[0]!.closed)
+      yield* until("the backend side to be closed", () => backendSide.closed)
     }))
 
   it.live("a second signal ends the drain at once, still exit 0", () =>
@@ -134,7 +134,8 @@ describe("command line", () => {
       const held = yield* connect(port)
       const received = readAll(held)
       held.once("end", () => held.end())
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      held.write("x")
+      yield* relayed(backend)
       cli.child.kill("SIGINT")
       yield* until("the drain to start", () => cli.stderr().includes("draining"))
       cli.child.kill("SIGINT")

@@ -14,6 +14,7 @@ import {
   openFds,
   readAll,
   readAtLeast,
+  relayed,
   server,
   sha256,
   startProxy,
@@ -144,7 +145,8 @@ describe("relay", () => {
       const backend = yield* server((socket) => socket.once("close", () => Deferred.doneUnsafe(backendClosed, Effect.void)))
       const proxy = yield* startProxy(testConfig([backend.address]))
       const client = yield* connect(proxy.port)
-      yield* until("the backend connection", () => backend.accepted.length === 1)
+      client.write("x")
+      yield* relayed(backend)
       client.resetAndDestroy()
       yield* Deferred.await(backendClosed)
       yield* until("the connection log line", () => closedLines(lines).length === 1)

@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { type CliProcess, listeningPort, runCli, spawnCli } from "./cli.ts"
-import { connect, deadPort, echoServer, eventually, exchange, readAll, until } from "./helpers.ts"
+import { connect, deadPort, echoServer, eventually, exchange, readAll, relayed, until } from "./helpers.ts"
 
 /** A scratch directory for config files, removed when the scope ends. */
 const scratch = Effect.acquireRelease(
@@ -129,7 +129,7 @@ describe("reload on SIGHUP", () => {
       const held = yield* connect(port)
       const received = readAll(held)
       held.write("first;")
-      yield* until("the held connection on b", () => b.accepted.length === 1)
+      yield* relayed(b)
       yield* write(path, `lb: round-robin\nbackends: [{ address: "${a.address}", weight: 3 }]\n`)
       yield* hangup(cli, 1)
       assert.match(cli.stderr(), new RegExp(`added=${a.address}.*removed=${b.address}`))

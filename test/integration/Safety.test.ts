@@ -4,6 +4,7 @@
  * clients. Each test checks that the proxy says what happened, once, and keeps
  * serving.
  */
+import { execFileSync } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs"
 import type * as Net from "node:net"
 import { tmpdir } from "node:os"
@@ -13,7 +14,7 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { type CliProcess, listeningPort, runCli, spawnCli } from "./cli.ts"
-import { connect, echoServer, eventually, exchange, server, until } from "./helpers.ts"
+import { connect, echoServer, eventually, exchange, readAll, server, until } from "./helpers.ts"
 
 /** A scratch directory for config files, removed when the scope ends. */
 const scratch = Effect.acquireRelease(
@@ -363,4 +364,59 @@ describe("clients that do not read", () => {
       assert.isAtMost(resident, 96 * 1024, `resident memory per connection: ${Math.round(resident / 1024)} KiB`)
       assert.strictEqual((yield* exchange(port, "still served")).data.toString(), "still served")
     }), { timeout: 60_000 })
+})
+
+describe("signals at a bad moment", () => {
+  it.live("SIGTERM while start-up waits on a FIFO config nobody writes ends the process", () =>
+    Effect.gen(function*() {
+      const fifo = join(yield* scratch, "proxy.yaml")
+      execFileSync("mkfifo", [fifo])
+      const cli = yield* spawnCli(["--config", fifo, "--laddr", "127.0.0.1:0"])
+      yield* until("the proxy to open the FIFO", () => {
+        try {
+          return readdirSync(`/proc/${cli.child.pid}/fd`).some((fd) => readlinkSync(`/proc/${cli.child.pid}/fd/${fd}`) === fifo)
+        } catch {
+          return false
+        }
+      })
+      cli.child.kill("SIGTERM")
+      assert.strictEqual(yield* cli.exit, 0)
+      assert.strictEqual(cli.stderr(), "")
+    }))
+
+  it.live("SIGUSR1 snapshots nobody reads are skipped, with a warning, and the proxy keeps serving", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address], { unreadStdout: true })
+      const port = yield* listeningPort(cli)
+      const warned = () => cli.stderr().includes("SIGUSR1 snapshot skipped: stdout is not being read")
+      // Signals that arrive together count once: paced, until stdout's buffer is full.
+      for (let i = 0; i < 5000 && !warned(); i++) {
+        cli.child.kill("SIGUSR1")
+        yield* Effect.sleep("1 millis")
+      }
+      yield* until("the warning", warned)
+      assert.strictEqual((yield* exchange(port, "still here")).data.toString(), "still here")
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${cli.child.pid}/status`, "utf8"))?.[1])
+      assert.isBelow(rss, 400 * 1024, "the snapshots do not pile up in memory")
+    }), { timeout: 60_000 })
+})
+
+describe("TLS clients that stop halfway", () => {
+  it.live("a client that half-closes during the handshake is closed at once, not after --timeout", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const cli = yield* spawnCli([
+        "--laddr", "127.0.0.1:0", "--tls-cert", fixture("default.pem"), "--tls-key", fixture("default.key"), "--timeout", "1m",
+        backend.address
+      ])
+      const port = yield* listeningPort(cli)
+      for (const partial of ["", "\x16\x03\x01\x00"]) {
+        const client = yield* connect(port)
+        const closed = readAll(client)
+        client.end(partial)
+        yield* closed
+      }
+      yield* until("two log lines", () => (cli.stderr().match(/end=protocol_error/g) ?? []).length === 2)
+    }), { timeout: 20_000 })
 })

@@ -23,6 +23,8 @@ export interface SpawnOptions {
   readonly maxFiles?: number
   /** Options for node itself, before the script. */
   readonly nodeArgs?: ReadonlyArray<string>
+  /** Leave stdout unread (a reader that never comes): `stdout()` stays empty. */
+  readonly unreadStdout?: boolean
 }
 
 /** Starts `tcp-proxy args...`; killed (SIGKILL) when the scope ends if still running. */
@@ -37,7 +39,8 @@ export const spawnCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}
         })
       let stdout = ""
       let stderr = ""
-      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+      if (options.unreadStdout === true) child.stdout.pause()
+      else child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
       const exited = new Promise<number | string>((resolve) =>
         child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))

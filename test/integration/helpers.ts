@@ -144,6 +144,17 @@ export const eventually = <A>(what: string, condition: Effect.Effect<Option.Opti
 export const until = (what: string, condition: () => boolean, times = 250) =>
   eventually(what, Effect.sync(() => (condition() ? Option.some(true) : Option.none())), times)
 
+/**
+ * Waits until `backend` holds a connection that has received bytes, and
+ * returns it: the proxy has relayed a client there (health checks send
+ * nothing, so they are never taken for it).
+ */
+export const relayed = (backend: TestServer) =>
+  eventually(
+    "a relayed connection on the backend",
+    Effect.sync(() => Option.fromUndefinedOr(backend.accepted.find((socket) => socket.bytesRead > 0)))
+  )
+
 /** Log lines captured by {@link captureLogs}, as `message` plus annotations. */
 export interface LogLine {
   readonly level: string
