@@ -136,7 +136,7 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
   const settings = yield* Settings
   const routes = yield* Routes
   const previous = yield* SubscriptionRef.get(settings)
-  const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress }
+  const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress, workers: previous.workers }
   yield* checkAdminToken(applied)
   const commit = yield* routes.prepare(applied)
   if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
@@ -144,6 +144,9 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: Pro
   }
   if (!sameAddress(previous.metricsAddress, next.metricsAddress)) {
     yield* Effect.logWarning("metrics-addr changed: it takes effect after a restart")
+  }
+  if (previous.workers !== next.workers) {
+    yield* Effect.logWarning("workers changed: it takes effect after a restart")
   }
   const update = yield* commit
   yield* SubscriptionRef.set(settings, applied)

@@ -104,6 +104,9 @@ export const flags = {
     Flag.withDescription("close the open connections of a backend when it turns UNHEALTHY (default: off)")
   ),
   adminTokenFile: text("admin-token-file", "enable the admin write API with the bearer token in this file (default: off)"),
+  workers: text("workers", "threads accepting connections: N or auto (one per CPU) (default 1)"),
+  otlpEndpoint: text("otlp-endpoint", "push metrics to an OpenTelemetry collector (OTLP/HTTP) at this URL (default: off)"),
+  otlpInterval: duration("otlp-interval", Duration.intervalRange, "how often metrics are pushed", "10s"),
   logLevel: choice("log-level", Config.logLevels, "log level", "info"),
   logFormat: choice("log-format", Config.logFormats, "log format", "text")
 }
@@ -150,6 +153,9 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
   const expect = yield* parseFlag("health-expect", input.healthExpect, Text.unescape)
   const http = yield* parseFlag("health-http", input.healthHttp, (path) =>
     /^\/[\x21-\x7e]*$/.test(path) ? Result.succeed(path) : Result.fail(`expected an HTTP path starting with /, got ${Text.quote(path)}`))
+  const workers = yield* parseFlag("workers", input.workers, Config.parseWorkers)
+  const otlpEndpoint = yield* parseFlag("otlp-endpoint", input.otlpEndpoint, (url) =>
+    /^https?:\/\/\S+$/.test(url) ? Result.succeed(url) : Result.fail(`expected an http:// or https:// URL, got ${Text.quote(url)}`))
   const connectionRatePerIp = yield* parseFlag("connection-rate-per-ip", input.connectionRatePerIp, (text) =>
     Result.mapError(Config.parseRate(text), (expected) => `expected ${expected}, got ${Text.quote(text)}`))
   const overrides: Config.PartialConfig = {
@@ -166,8 +172,11 @@ export const overrides = Effect.fnUntraced(function*(input: Flags) {
       logFormat: input.logFormat,
       allow,
       deny,
-      acceptProxy
+      acceptProxy,
+      workers,
+      otlpInterval: input.otlpInterval
     }),
+    ...(Option.isSome(otlpEndpoint) ? { otlpEndpoint } : {}),
     ...(Option.isSome(input.maxConnectionsPerIp) ? { maxConnectionsPerIp: input.maxConnectionsPerIp } : {}),
     ...(Option.isSome(connectionRatePerIp) ? { connectionRatePerIp } : {}),
     ...(Option.isSome(input.tcpKeepalive) ? { tcpKeepalive: input.tcpKeepalive } : {}),

@@ -177,6 +177,24 @@ export interface ProxyConfig {
   readonly closeOnUnhealthy: boolean
   /** The file holding the admin write API's token; the API is off when absent. */
   readonly adminTokenFile: Option.Option<string>
+  /** Processes' worth of threads accepting connections: a count, or `auto` (one per CPU). */
+  readonly workers: Workers
+  /** Where to push metrics over OTLP/HTTP; off when absent. */
+  readonly otlpEndpoint: Option.Option<string>
+  /** How often metrics are pushed. */
+  readonly otlpInterval: Duration.Duration
+}
+
+/** `--workers`: a count (1 is a single thread, the default), or one per CPU. */
+export type Workers = number | "auto"
+
+/** Parses `--workers` text: a positive integer or `auto`. */
+export const parseWorkers = (text: string): Result.Result<Workers, string> => {
+  const input = text.trim().toLowerCase()
+  if (input === "auto") return Result.succeed("auto")
+  return /^\d{1,4}$/.test(input) && Number(input) >= 1
+    ? Result.succeed(Number(input))
+    : Result.fail(`expected a positive integer or auto, got ${JSON.stringify(text)}`)
 }
 
 /** The defaults SPEC.md states, for every setting but the backends. */
@@ -212,7 +230,10 @@ export const defaults: Omit<ProxyConfig, "backends"> = {
   check: connectOnly,
   slowStart: Option.none(),
   closeOnUnhealthy: false,
-  adminTokenFile: Option.none()
+  adminTokenFile: Option.none(),
+  workers: 1,
+  otlpEndpoint: Option.none(),
+  otlpInterval: Duration.seconds(10)
 }
 
 /** The settings of one pool of backends: the default one, or an SNI route's. */

@@ -306,6 +306,23 @@ const settings = (directory: string) =>
     "slow-start": duration(DurationText.timeoutRange),
     "close-on-unhealthy": Schema.Boolean.annotate({ expected: "true or false" }),
     "admin-token-file": filePath(directory),
+    workers: Schema.Union([Schema.Number, Schema.String]).annotate({ expected: "a positive integer or auto" }).pipe(
+      Schema.decodeTo(Schema.Union([Schema.Number, Schema.Literal("auto")]), {
+        decode: SchemaGetter.transformEffect((input: number | string, options) =>
+          Result.match(Config.parseWorkers(String(input)), {
+            onSuccess: Effect.succeed,
+            onFailure: (message) => Effect.fail(new SchemaIssue.InvalidValue({ message }, input, options))
+          })
+        ),
+        encode: SchemaGetter.forbiddenEncoding
+      })
+    ),
+    "otlp-endpoint": parsedText(
+      Schema.String,
+      "an http:// or https:// URL",
+      (input) => /^https?:\/\/\S+$/.test(input) ? Result.succeed(input) : Result.fail(expectedGot("an http:// or https:// URL", input))
+    ),
+    "otlp-interval": duration(DurationText.intervalRange),
     ...certificateKeys(directory)
   }, Schema.optionalKey)).annotate({ expected: "a map of settings" }).check(certificatePair)
 
@@ -369,7 +386,10 @@ const toFileConfig = (settings: Settings): FileConfig => ({
   ...fileCheck(settings),
   ...presentSome("slowStart", settings["slow-start"]),
   ...present("closeOnUnhealthy", settings["close-on-unhealthy"]),
-  ...presentSome("adminTokenFile", settings["admin-token-file"])
+  ...presentSome("adminTokenFile", settings["admin-token-file"]),
+  ...present("workers", settings.workers),
+  ...presentSome("otlpEndpoint", settings["otlp-endpoint"]),
+  ...present("otlpInterval", settings["otlp-interval"])
 })
 
 // ---------------------------------------------------------------------------

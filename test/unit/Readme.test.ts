@@ -23,7 +23,7 @@ describe("README", () => {
         "unhealthy-threshold", "grace", "max-connections", "idle-timeout", "metrics-addr", "proxy-protocol",
         "dns-refresh", "log-level", "log-format", "allow", "deny", "max-connections-per-ip", "connection-rate-per-ip",
         "accept-proxy", "tcp-keepalive", "slow-start", "close-on-unhealthy", "admin-token-file", "health-send",
-        "health-expect", "health-http", "backends"]
+        "health-expect", "health-http", "workers", "otlp-endpoint", "otlp-interval", "backends"]
     ) assert.match(text, new RegExp(`^${key}:`, "m"), key)
   })
 })
