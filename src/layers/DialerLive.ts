@@ -34,20 +34,25 @@ export const failureOf = (code: string | undefined): DialFailure => {
 const ignore = () => {}
 
 /**
- * Dials over TCP with `noDelay` and half-close allowed. A plain timer bounds
- * the connect and is cleared once connected (a socket's own timeout would stay
- * attached to the socket for its whole life).
+ * Dials over TCP with `noDelay` and half-close allowed, and a high-water mark
+ * of one byte: a write reports backpressure as soon as one is pending, so a
+ * backend that does not read holds one chunk of its client's bytes. A plain
+ * timer bounds the connect and is cleared once connected (a socket's own
+ * timeout would stay attached to the socket for its whole life).
  */
 export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
   dial: (backend, timeoutMs, reads) =>
     Effect.callback<Net.Socket, DialError>((resume) => {
-      const socket = Net.connect({
+      // Node passes stream options such as `highWaterMark` on to the socket; the typings leave them out.
+      const options: Net.TcpNetConnectOpts & { readonly highWaterMark: number } = {
         host: backend.host,
         port: backend.port,
         allowHalfOpen: true,
         noDelay: true,
+        highWaterMark: 1,
         ...(reads === undefined ? {} : { onread: reads.onread })
-      })
+      }
+      const socket = Net.connect(options)
       const fail = (reason: DialFailure, code: string | undefined) => {
         clearTimeout(timer)
         socket.destroy()

@@ -1,8 +1,10 @@
 /**
  * Moves bytes between a client and its backend with the sockets' own
- * machinery: a `data` handler that writes to the other side and pauses on
- * backpressure, `end` passed on as a half-close. No Effect code runs per
- * chunk; the relay is one suspension of the connection's fiber.
+ * machinery: plain TCP sockets read into a shared buffer (see
+ * {@link SharedBufferReads}), other streams through a `data` handler that
+ * writes to the other side and pauses on backpressure; `end` is passed on as
+ * a half-close. No Effect code runs per chunk; the relay is one suspension of
+ * the connection's fiber.
  *
  * @since 0.1.0
  */
@@ -10,6 +12,7 @@ import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
 import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
 import type { BackendReads } from "../services/Dialer.ts"
+import * as SharedBufferReads from "./SharedBufferReads.ts"
 
 /**
  * Relays `from`'s bytes into `to`, reading only as fast as `to` takes them;
@@ -79,7 +82,10 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> =>
         backend.destroy()
       })
     }
-    forward(client, backend)
+    // A plain client socket reads into the shared buffer from here on; a TLS session reads its own way.
+    const clientReads = client === clientTcp ? SharedBufferReads.adopt(client) : undefined
+    if (clientReads === undefined) forward(client, backend)
+    else clientReads.into(client, backend)
     if (ends.backendReads === undefined) forward(backend, client)
     else ends.backendReads.into(backend, client)
     return Effect.sync(() => {

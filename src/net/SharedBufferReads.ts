@@ -1,19 +1,21 @@
 /**
- * Backend reads into one buffer that every backend socket shares (Node's
- * `onread`), instead of a fresh buffer per read. Each read is copied into a
- * chunk from a small pool and written on at once; the chunk goes back to the
- * pool when the write is done. When the other side cannot take more, the
- * callback stops the socket reading there and then.
+ * Reads into one buffer that every relayed socket shares (Node's `onread`),
+ * instead of a fresh buffer per read. Each read is copied into a chunk from a
+ * small pool and written on at once; the chunk goes back to the pool when the
+ * write is done. When the other side cannot take more, the callback stops the
+ * socket reading there and then. Backend sockets are dialled this way; a
+ * plain client socket, which `net.Server` creates without `onread`, is
+ * switched over when its relay starts ({@link adopt}).
  *
- * Two things follow. A connection whose client does not read holds one chunk
- * (32 KiB) of the backend's bytes, where `data` events would hold the pending
- * write plus one more read of up to 64 KiB. And moving bytes allocates no
- * memory outside the JS heap, so a bulk transfer does not drive the garbage
- * collector into a full collection every 64 MiB.
+ * Two things follow. A connection whose peer does not read holds one chunk
+ * (32 KiB) of the other side's bytes, where `data` events would hold the
+ * pending write plus one more read of up to 64 KiB. And moving bytes
+ * allocates no memory outside the JS heap, so a bulk transfer does not drive
+ * the garbage collector into a full collection every 64 MiB.
  *
  * @since 0.1.0
  */
-import type * as Net from "node:net"
+import * as Net from "node:net"
 import type { BackendReads } from "../services/Dialer.ts"
 
 /** The largest read, and the size of a chunk. */
@@ -35,13 +37,17 @@ const release = (chunk: Buffer): void => {
   if (free.length < maxFree) free.push(chunk)
 }
 
-/** One backend socket's reads: held (and the socket paused) until the relay says where they go. */
+/** One socket's reads: held (and the socket paused) until the relay says where they go. */
 export class SharedBufferReads implements BackendReads {
   #to: Net.Socket | undefined
   /** Chunks written to `#to` whose writes are not done yet, oldest first (writes complete in order). */
   readonly #inFlight: Array<Buffer> = []
   /** Reads before the relay started, in order. */
   #early: Array<Buffer> | undefined
+
+  constructor(early?: Array<Buffer>) {
+    this.#early = early
+  }
 
   readonly #written = (): void => {
     const chunk = this.#inFlight.shift()
@@ -79,4 +85,48 @@ export class SharedBufferReads implements BackendReads {
     else from.on("end", () => to.end())
     if (flowing) from.resume()
   }
+}
+
+/** A stream handle that can read into a buffer of the caller's (what `onread` sets up). */
+interface UserBufferHandle {
+  readonly useUserBuffer: (buffer: Uint8Array) => void
+}
+
+const isUserBufferHandle = (handle: unknown): handle is UserBufferHandle =>
+  typeof handle === "object" && handle !== null && "useUserBuffer" in handle &&
+  typeof handle.useUserBuffer === "function"
+
+/**
+ * The keys under which a socket keeps its `onread` buffer and callback: Node
+ * reads them on every read, and keeps them private, so they are found once
+ * on a socket made with the options. Undefined when this Node keeps them
+ * some other way.
+ */
+const onreadKeys = ((): { readonly buffer: symbol; readonly callback: symbol } | undefined => {
+  const callback = () => true
+  const probe = new Net.Socket({ onread: { buffer: shared, callback } })
+  const keys = Object.getOwnPropertySymbols(probe)
+  probe.destroy()
+  const buffer = keys.find((key) => Reflect.get(probe, key) === shared)
+  const callbackKey = keys.find((key) => Reflect.get(probe, key) === callback)
+  return buffer === undefined || callbackKey === undefined ? undefined : { buffer, callback: callbackKey }
+})()
+
+/**
+ * Switches a socket Node made without `onread` (an accepted client) to reads
+ * into the shared buffer, from its next read on; what it has read and not yet
+ * delivered comes first. Its end, byte count and idle timer work as before.
+ * Undefined, and the socket left as it was, when this Node offers no way to
+ * do it: the socket then reads through `data` events.
+ */
+export const adopt = (socket: Net.Socket): SharedBufferReads | undefined => {
+  const handle: unknown = Reflect.get(socket, "_handle")
+  if (onreadKeys === undefined || !isUserBufferHandle(handle)) return undefined
+  let early: Array<Buffer> | undefined
+  for (let chunk: Buffer | null = socket.read(); chunk !== null; chunk = socket.read()) (early ??= []).push(chunk)
+  const reads = new SharedBufferReads(early)
+  Reflect.set(socket, onreadKeys.buffer, shared)
+  Reflect.set(socket, onreadKeys.callback, reads.onread.callback)
+  handle.useUserBuffer(shared)
+  return reads
 }

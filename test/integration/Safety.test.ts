@@ -420,3 +420,54 @@ describe("TLS clients that stop halfway", () => {
       yield* until("two log lines", () => (cli.stderr().match(/end=protocol_error/g) ?? []).length === 2)
     }), { timeout: 20_000 })
 })
+
+describe("backends that do not read", () => {
+  it.live("200 of them, their clients flooding: each costs the proxy at most 64 KiB, and the others are served", () =>
+    Effect.gen(function*() {
+      const count = 200
+      const perConnection = 8 * 1024 * 1024
+      const written = new Map<Net.Socket, number>()
+      // FLOOD: read nothing more; anything else: echo.
+      const backend = yield* server((socket) => {
+        socket.on("end", () => socket.end())
+        socket.once("data", (first: Buffer) => {
+          if (first.toString("latin1").startsWith("FLOOD")) socket.pause()
+          else socket.write(first)
+        })
+      })
+      const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address], { nodeArgs: memoryProbe })
+      const port = yield* listeningPort(cli)
+      const before = yield* memoryOf(cli, 1)
+      const chunk = Buffer.alloc(64 * 1024, 1)
+      for (let i = 0; i < count; i++) {
+        const client = yield* connect(port)
+        client.write("FLOOD")
+        written.set(client, 0)
+        // Up to 8 MiB as fast as the proxy takes it.
+        const pump = () => {
+          while (written.get(client)! < perConnection && !client.destroyed) {
+            written.set(client, written.get(client)! + chunk.length)
+            if (!client.write(chunk)) return
+          }
+        }
+        client.on("drain", pump)
+        pump()
+      }
+      // Every flood blocked: each client waits for 'drain', and nothing moves for a while.
+      let last = -1
+      let still = 0
+      yield* until("every flood to be blocked", () => {
+        const total = [...written.values()].reduce((sum, n) => sum + n, 0)
+        const blocked = [...written].every(([socket, n]) => socket.writableNeedDrain || n >= perConnection)
+        still = blocked && total === last ? still + 1 : 0
+        last = total
+        return still >= 10
+      }, 1_000)
+      const after = yield* memoryOf(cli, 2)
+      const held = (after.heapUsed + after.external - before.heapUsed - before.external) / count
+      const resident = (after.rss - before.rss) / count
+      assert.isAtMost(held, 64 * 1024, `heap and buffers per connection: ${Math.round(held / 1024)} KiB`)
+      assert.isAtMost(resident, 96 * 1024, `resident memory per connection: ${Math.round(resident / 1024)} KiB`)
+      assert.strictEqual((yield* exchange(port, "still served")).data.toString(), "still served")
+    }), { timeout: 60_000 })
+})
