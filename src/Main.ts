@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { readFileSync } from "node:fs"
+import { availableParallelism } from "node:os"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
@@ -27,14 +28,18 @@ import * as ConfigSource from "./cli/ConfigSource.ts"
 import * as Flags from "./cli/Flags.ts"
 import * as Reload from "./cli/Reload.ts"
 import { listen, nextStop } from "./cli/Signals.ts"
+import type { ProxyConfig } from "./domain/Config.ts"
 import { ConfigFileError } from "./domain/ConfigFileError.ts"
 import * as Logging from "./layers/Logging.ts"
 import * as SettingsLive from "./layers/SettingsLive.ts"
+import * as WorkersLive from "./layers/WorkersLive.ts"
 import { AdminListenError, AdminTokenError } from "./services/AdminEndpoint.ts"
 import { ListenError } from "./services/Listener.ts"
 import { Metrics } from "./services/Metrics.ts"
 import { TlsConfigError } from "./services/Routes.ts"
+import type { Settings } from "./services/Settings.ts"
 import { DrainCut } from "./services/Shutdown.ts"
+import { WorkerError, Workers } from "./services/Workers.ts"
 import * as TcpProxy from "./TcpProxy.ts"
 
 const version = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
@@ -58,6 +63,13 @@ const snapshotOn = (arrivals: Stream.Stream<NodeJS.Signals>) =>
     yield* arrivals.pipe(Stream.runForEach(() => Effect.flatMap(metrics.snapshot, print)), Effect.forkScoped)
   }))
 
+/** The worker threads' module, beside this one (compiled, or run from source). */
+const workerEntry = new URL(import.meta.url.endsWith(".ts") ? "./Worker.ts" : "./Worker.js", import.meta.url)
+
+/** A reload with workers: in force in the control part, then in every worker. */
+const reconfigureAll = (config: ProxyConfig) =>
+  Effect.andThen(TcpProxy.reconfigure(config), Effect.flatMap(Workers, (workers) => workers.reload(config)))
+
 /** How much of the snapshots stdout may hold unwritten before more are skipped. */
 const maxUnwrittenStdout = 1024 * 1024
 
@@ -74,13 +86,20 @@ const command = Command.make("tcp-proxy", Flags.flags, (input) =>
     // Listen before anything starts, so that no signal finds its default action (ending the process).
     const usr1 = yield* listen("SIGUSR1")
     const hup = yield* listen("SIGHUP")
-    const app = Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, source, overrides, backends, TcpProxy.reconfigure)).pipe(
-      Layer.provideMerge(TcpProxy.layerWithSettings(config)),
-      Layer.provide(Layer.succeed(DrainCut, nextStop)),
-      Layer.provide(Logging.layer),
-      Layer.provideMerge(SettingsLive.layer(config))
-    )
-    yield* Layer.launch(app)
+    const workers = config.workers === "auto" ? availableParallelism() : config.workers
+    const launch = <A, E>(proxy: Layer.Layer<A, E, Settings>) =>
+      Layer.launch(proxy.pipe(
+        Layer.provide(Layer.succeed(DrainCut, nextStop)),
+        Layer.provide(Logging.layer),
+        Layer.provideMerge(SettingsLive.layer(config))
+      ))
+    yield* workers === 1
+      ? launch(Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, source, overrides, backends, TcpProxy.reconfigure)).pipe(
+        Layer.provideMerge(TcpProxy.layerWithSettings(config))
+      ))
+      : launch(Layer.mergeAll(snapshotOn(usr1), Reload.on(hup, source, overrides, backends, reconfigureAll)).pipe(
+        Layer.provideMerge(TcpProxy.layerControl(config, WorkersLive.layer({ entry: workerEntry, count: workers })))
+      ))
   }).pipe(Effect.scoped)).pipe(Command.withDescription("A TCP (layer 4) proxy and load balancer built on Effect."))
 
 /**
@@ -108,7 +127,7 @@ const cliLayer = Layer.mergeAll(
 const isUserError = (error: unknown): error is { readonly message: string } =>
   error instanceof Flags.ConfigError || error instanceof ConfigFileError ||
   error instanceof ListenError || error instanceof AdminListenError || error instanceof AdminTokenError ||
-  error instanceof TlsConfigError
+  error instanceof TlsConfigError || error instanceof WorkerError
 
 /** One stderr line for a failure the user can fix; a full report only for a defect. */
 const report = (cause: Cause.Cause<unknown>) =>

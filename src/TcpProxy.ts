@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Address from "./domain/Address.ts"
 import { defaultPool, type ProxyConfig } from "./domain/Config.ts"
+import * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
 import * as ConnectionLive from "./layers/ConnectionLive.ts"
 import * as ConnectionsLive from "./layers/ConnectionsLive.ts"
 import * as DialerLive from "./layers/DialerLive.ts"
@@ -39,6 +40,7 @@ import type { Resolver } from "./services/Resolver.ts"
 import { Routes, type TlsConfigError } from "./services/Routes.ts"
 import { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
+import { ControlLink, SharedClientTable, type Workers } from "./services/Workers.ts"
 
 /**
  * Layers that replace the live ones: a registry fed by other discovery, a
@@ -54,6 +56,8 @@ export interface Overrides {
   readonly metrics?: Layer.Layer<Metrics>
   /** The name resolver for backends given by host name. */
   readonly resolver?: Layer.Layer<Resolver>
+  /** False: no pool runs health checks of its own; whoever feeds the registries owns health (see `registry`). */
+  readonly activeChecks?: boolean
 }
 
 /** Why the proxy could not start: an address it could not bind, or a certificate it could not load. */
@@ -80,14 +84,12 @@ const adminLayer = (
   Layer.unwrap(Effect.andThen(checkAdminToken(config), Effect.map(adminServer, (admin) => admin.layer(address))))
 
 /**
- * The proxy over a {@link Settings} service supplied from outside (so the
- * caller can reload it, and share it with its logger).
+ * The parts every way of running the proxy shares, in the order they stop:
+ * `front` (what takes connections: the listener, or the workers), then the
+ * admin endpoint, then the pools (their checks), then the shared services.
  */
-export const layerWithSettings = (
-  initial: ProxyConfig,
-  overrides: Overrides = {}
-): Layer.Layer<Services, StartError, Settings> => {
-  const poolOverrides = { registry: overrides.registry, balancer: overrides.balancer }
+const around = <A, E, R>(initial: ProxyConfig, overrides: Overrides, front: Layer.Layer<A, E, R>) => {
+  const poolOverrides = { registry: overrides.registry, balancer: overrides.balancer, activeChecks: overrides.activeChecks }
   const shared = Layer.mergeAll(
     overrides.metrics ?? MetricsLive.layer,
     overrides.dialer ?? DialerLive.layer,
@@ -99,18 +101,63 @@ export const layerWithSettings = (
     Layer.provideMerge(PoolLive.layer(defaultPool(initial), poolOverrides)),
     Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer)
   )
-  // The admin endpoint is built before the listener, so it answers through the drain.
-  const beforeListener = Option.match(initial.metricsAddress, {
+  // The admin endpoint is built before the front, so it answers through the drain.
+  const beforeFront = Option.match(initial.metricsAddress, {
     onNone: () => pools,
     onSome: (address) => Layer.provideMerge(adminLayer(address, initial), pools)
   })
-  return ListenerLive.layer.pipe(
-    Layer.provide(ConnectionLive.layer),
-    Layer.provideMerge(ConnectionsLive.layer),
-    Layer.provideMerge(beforeListener),
-    Layer.provideMerge(shared)
-  )
+  return front.pipe(Layer.provideMerge(beforeFront), Layer.provideMerge(shared))
 }
+
+/** The listener and its connections. */
+const listening = (options: ListenerLive.ListenOptions) =>
+  ListenerLive.layerWith(options).pipe(
+    Layer.provide(ConnectionLive.layer),
+    Layer.provideMerge(ConnectionsLive.layer)
+  )
+
+/**
+ * The proxy over a {@link Settings} service supplied from outside (so the
+ * caller can reload it, and share it with its logger).
+ */
+export const layerWithSettings = (
+  initial: ProxyConfig,
+  overrides: Overrides = {}
+): Layer.Layer<Services, StartError, Settings> => around(initial, overrides, listening({}))
+
+/**
+ * The control part of a proxy with workers: everything but the listener,
+ * with `workers` in its place (they take the connections). `workers` is the
+ * supervisor (`WorkersLive`), given by the caller who knows where the
+ * worker's code is.
+ */
+export const layerControl = <E>(
+  initial: ProxyConfig,
+  workers: Layer.Layer<Workers, E, Routes | Settings | Metrics | Draining>,
+  overrides: Overrides = {}
+): Layer.Layer<Workers | Routes | Metrics | Draining | Pool, StartError | E, Settings> =>
+  around(initial, overrides, workers)
+
+/**
+ * One worker of a proxy with workers: the listener (sharing the address
+ * with the other workers), connections and pools whose registries mirror
+ * the control part's (`link`); no health checks, no discovery, no admin
+ * endpoint of its own. Per-IP limits count in `clientTable`, shared by
+ * every worker.
+ */
+export const layerWorker = (
+  initial: ProxyConfig,
+  link: ControlLink["Service"],
+  clientTable: SharedArrayBuffer,
+  overrides: Overrides = {}
+): Layer.Layer<Services, StartError, Settings> =>
+  around({ ...initial, metricsAddress: Option.none() }, {
+    ...overrides,
+    registry: BackendRegistryLive.mirror.pipe(Layer.provide(Layer.succeed(ControlLink, link))),
+    activeChecks: false
+  }, listening({ reusePort: true, announce: false })).pipe(
+    Layer.provide(Layer.succeed(SharedClientTable, clientTable))
+  )
 
 /** Runs the proxy for as long as the layer's scope is open. */
 export const layer = (config: ProxyConfig, overrides: Overrides = {}): Layer.Layer<Services | Settings, StartError> =>
@@ -132,13 +179,23 @@ const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<A
  * running: a change to them is logged as needing a restart, and the rest
  * still applies.
  */
-export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(next: ProxyConfig) {
+export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(
+  next: ProxyConfig,
+  options: {
+    /** False in a worker: the control part logs for the whole proxy. */
+    readonly log?: boolean
+  } = {}
+) {
   const settings = yield* Settings
   const routes = yield* Routes
   const previous = yield* SubscriptionRef.get(settings)
   const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress, workers: previous.workers }
   yield* checkAdminToken(applied)
   const commit = yield* routes.prepare(applied)
+  if (options.log === false) {
+    yield* commit
+    return yield* SubscriptionRef.set(settings, applied)
+  }
   if (!sameAddress(Option.some(previous.listen), Option.some(next.listen))) {
     yield* Effect.logWarning("laddr changed: it takes effect after a restart")
   }

@@ -5,8 +5,9 @@
  *
  * The state lives in a fixed-size hash table over typed arrays on one
  * `ArrayBuffer`, so its memory never grows however many addresses connect,
- * and so that it can later live in a `SharedArrayBuffer` shared by worker
- * threads (calls are not yet synchronised between threads). An entry is
+ * and so that it can live in a `SharedArrayBuffer` shared by worker threads:
+ * then every call holds a lock in the buffer (an `Atomics` spin lock over a
+ * few microseconds of work), so the whole proxy counts as one. An entry is
  * keyed by the address as four uint32 words, IPv4 as `::ffff:a.b.c.d`, so an
  * IPv4-mapped client counts as its IPv4 address; the hash is seeded at
  * random, so that clients cannot pick addresses that collide. A bucket is kept as the
@@ -80,6 +81,7 @@ const seedAt = 1
 const countAt = 2
 const activeAt = 3
 const handAt = 4
+const lockAt = 5
 const fieldInts = 6
 const wordsField = 1
 const openField = 5
@@ -139,6 +141,19 @@ export const make = (options: Options): ClientLimits => {
     ints[0] = magic
   }
   let limits: Limits = { maxPerIp: options.maxPerIp, rate: options.rate }
+  /** Runs `f` holding the buffer's lock when other threads share it. */
+  const locked: <A>(f: () => A) => A = buffer instanceof SharedArrayBuffer
+    ? (f) => {
+      while (Atomics.compareExchange(ints, lockAt, 0, 1) !== 0) {
+        // Another thread holds it for a few microseconds.
+      }
+      try {
+        return f()
+      } finally {
+        Atomics.store(ints, lockAt, 0)
+      }
+    }
+    : (f) => f()
 
   const int = (i: number): number => ints[i] ?? 0
   const base = (slot: number): number => headerInts + fieldInts * slot
@@ -281,11 +296,11 @@ export const make = (options: Options): ClientLimits => {
   }
 
   return {
-    admit,
-    release,
+    admit: (ip, nowMs) => locked(() => admit(ip, nowMs)),
+    release: (ip) => locked(() => release(ip)),
     update: (next) => {
       limits = { maxPerIp: next.maxPerIp, rate: next.rate }
     },
-    tracked: () => int(countAt)
+    tracked: () => locked(() => int(countAt))
   }
 }

@@ -7,6 +7,13 @@
 /** A backend's health: every backend starts HEALTHY. */
 export type HealthState = "HEALTHY" | "UNHEALTHY"
 
+/**
+ * What an operator set (SPEC "Admin write API"): `ready` is in service;
+ * `drain` takes no new connection, checks go on; `maintenance` takes no new
+ * connection and is not checked.
+ */
+export type AdminState = "ready" | "drain" | "maintenance"
+
 /** A backend's health and its current run of equal results. */
 export interface HealthCounter {
   readonly healthy: boolean

@@ -1,5 +1,9 @@
 /**
  * The in-memory backend registry: the one record of each backend of a pool.
+ * Two ways to build it: `layer`, the owner of the pool's health (fed by the
+ * pool's discovery and health checks), and `mirror`, a worker's copy of the
+ * control part's registry (fed by `ControlLink`), which counts its own
+ * connections and sends its failed dials to the owner.
  *
  * @since 0.1.0
  */
@@ -23,6 +27,7 @@ import {
 } from "../services/BackendRegistry.ts"
 import { Metrics } from "../services/Metrics.ts"
 import { PoolSettings } from "../services/Pool.ts"
+import { ControlLink, type MemberState } from "../services/Workers.ts"
 
 /** The share of its weight a backend starts a slow-start ramp with: near zero, never zero. */
 const rampFloor = 0.01
@@ -30,7 +35,9 @@ const rampFloor = 0.01
 /** A backend's record: mutable inside this module, read-only to everyone else. */
 class Entry implements BackendStatus {
   health: Health.HealthCounter = Health.initial
-  activeConnections = 0
+  /** Connections counted here, and elsewhere (worker threads). */
+  local = 0
+  remote = 0
   member = true
   eligible = false
   admin: AdminState = "ready"
@@ -53,6 +60,9 @@ class Entry implements BackendStatus {
   get state(): Health.HealthState {
     return Health.state(this.health)
   }
+  get activeConnections(): number {
+    return this.local + this.remote
+  }
   /** The weight in force: during a slow-start ramp, a share of it growing linearly from near zero. */
   get weight(): number {
     const full = this.backend.weight
@@ -66,8 +76,11 @@ class Entry implements BackendStatus {
   }
 }
 
-/** Builds a registry holding `backends`, every one HEALTHY. */
-export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>) {
+/**
+ * The records and every operation on them; `make` and `makeMirror` decide
+ * who feeds them. `dialFailed` receives the failed dials of a mirror.
+ */
+const core = Effect.fnUntraced(function*(dialFailed?: (address: string, reason: string | undefined) => void) {
   const settings = yield* PoolSettings
   const metrics = yield* Metrics
   const clock = yield* Clock.Clock
@@ -111,56 +124,61 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
 
   /** Forgets a record that left and has no connection open any more; its series go. */
   const dropIfGone = (entry: Entry): void => {
-    if (entry.member || entry.activeConnections > 0 || entries.get(entry.backend.address) !== entry) return
+    if (entry.member || entry.local + entry.remote > 0 || entries.get(entry.backend.address) !== entry) return
     entries.delete(entry.backend.address)
     metrics.untrackBackend(entry.backend.address, entry)
   }
 
+  /** Makes `next` the membership, recording what changed in `happened`. */
+  const join = (next: ReadonlyArray<Backend>, happened: Array<RegistryChange>) => {
+    const wanted = new Map(next.map((backend) => [backend.address, backend]))
+    const gone: Array<Entry> = []
+    const joined: Array<Entry> = []
+    for (const entry of members) {
+      if (!wanted.has(entry.backend.address)) {
+        entry.member = false
+        happened.push(RegistryChange.Removed({ backend: entry.backend }))
+        gone.push(entry)
+      }
+    }
+    const ordered: Array<Entry> = []
+    for (const backend of wanted.values()) {
+      let entry = entries.get(backend.address)
+      if (entry === undefined) {
+        entry = new Entry(backend, now(), now)
+        entries.set(backend.address, entry)
+        joined.push(entry)
+        if (initialised) ramp(entry)
+        happened.push(RegistryChange.Added({ backend }))
+      } else if (!entry.member) {
+        // It left and comes back while connections to it are still open: the same record, its count intact.
+        entry.member = true
+        entry.configured = backend
+        entry.backend = backend
+        if (initialised) ramp(entry)
+        happened.push(RegistryChange.Added({ backend }))
+      } else {
+        const before = entry.backend
+        const adminWeight = entry.backend === entry.configured ? undefined : entry.backend.weight
+        entry.configured = backend
+        entry.backend = inForce(entry, adminWeight)
+        if (before.weight !== entry.backend.weight || before.backup !== entry.backend.backup) {
+          happened.push(RegistryChange.Reweighted({ backend: entry.backend }))
+        }
+      }
+      ordered.push(entry)
+    }
+    const changed = happened.length > 0 || ordered.some((entry, i) => members[i] !== entry)
+    members = ordered
+    select(changed ? selection.generation + 1 : selection.generation)
+    for (const entry of joined) metrics.trackBackend(entry.backend.address, entry)
+    for (const entry of gone) dropIfGone(entry)
+  }
+
   const update = (next: ReadonlyArray<Backend>) =>
     Effect.suspend(() => {
-      const wanted = new Map(next.map((backend) => [backend.address, backend]))
       const happened: Array<RegistryChange> = []
-      const gone: Array<Entry> = []
-      const joined: Array<Entry> = []
-      for (const entry of members) {
-        if (!wanted.has(entry.backend.address)) {
-          entry.member = false
-          happened.push(RegistryChange.Removed({ backend: entry.backend }))
-          gone.push(entry)
-        }
-      }
-      const ordered: Array<Entry> = []
-      for (const backend of wanted.values()) {
-        let entry = entries.get(backend.address)
-        if (entry === undefined) {
-          entry = new Entry(backend, now(), now)
-          entries.set(backend.address, entry)
-          joined.push(entry)
-          if (initialised) ramp(entry)
-          happened.push(RegistryChange.Added({ backend }))
-        } else if (!entry.member) {
-          // It left and comes back while connections to it are still open: the same record, its count intact.
-          entry.member = true
-          entry.configured = backend
-          entry.backend = backend
-          if (initialised) ramp(entry)
-          happened.push(RegistryChange.Added({ backend }))
-        } else {
-          const before = entry.backend
-          const adminWeight = entry.backend === entry.configured ? undefined : entry.backend.weight
-          entry.configured = backend
-          entry.backend = inForce(entry, adminWeight)
-          if (before.weight !== entry.backend.weight || before.backup !== entry.backend.backup) {
-            happened.push(RegistryChange.Reweighted({ backend: entry.backend }))
-          }
-        }
-        ordered.push(entry)
-      }
-      const changed = happened.length > 0 || ordered.some((entry, i) => members[i] !== entry)
-      members = ordered
-      select(changed ? selection.generation + 1 : selection.generation)
-      for (const entry of joined) metrics.trackBackend(entry.backend.address, entry)
-      for (const entry of gone) dropIfGone(entry)
+      join(next, happened)
       const addresses = (tag: RegistryChange["_tag"]) =>
         happened.filter((change) => change._tag === tag).map((change) => change.backend.address)
       return Effect.as(PubSub.publishAll(changes, happened), {
@@ -170,23 +188,33 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
       })
     })
 
+  /** What follows a change of a member's health: its ramp, or closing its connections (`--close-on-unhealthy`). */
+  const turned = (entry: Entry) => {
+    if (entry.state === "HEALTHY") ramp(entry)
+    else if (entry.downs !== undefined) {
+      const downs = [...entry.downs]
+      entry.downs = undefined
+      for (const down of downs) down()
+    }
+  }
+
   const report = (address: string, success: boolean, reason?: string) =>
     Effect.suspend(() => {
       const entry = entries.get(address)
       if (entry === undefined || !entry.member) return Effect.void
+      if (dialFailed !== undefined) {
+        // A mirror: the owner applies the thresholds.
+        if (!success) dialFailed(address, reason)
+        return Effect.void
+      }
       const { health } = SubscriptionRef.getUnsafe(settings)
       const before = entry.health
       entry.health = Health.next(before, success, { unhealthy: health.unhealthyThreshold, healthy: health.healthyThreshold })
       if (entry.health.healthy === before.healthy) return Effect.void
       entry.since = now()
       select(selection.generation)
+      turned(entry)
       const state = entry.state
-      if (state === "HEALTHY") ramp(entry)
-      else if (entry.downs !== undefined) {
-        const downs = [...entry.downs]
-        entry.downs = undefined
-        for (const down of downs) down()
-      }
       return Effect.andThen(
         state === "HEALTHY"
           ? Effect.logInfo(`backend ${address} now HEALTHY`)
@@ -200,7 +228,7 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
   const acquire = (address: string): Lease | undefined => {
     const entry = entries.get(address)
     if (entry === undefined) return undefined
-    entry.activeConnections++
+    entry.local++
     let held = true
     let down: (() => void) | undefined
     return {
@@ -209,7 +237,7 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
         if (!held) return
         held = false
         if (down !== undefined) entry.downs?.delete(down)
-        entry.activeConnections--
+        entry.local--
         dropIfGone(entry)
       },
       whenDown: (callback) => {
@@ -262,11 +290,53 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     })
   )
 
-  yield* update(backends)
-  initialised = true
-  // When the pool goes, its backends leave it: their series go as their last connections close.
-  yield* Effect.addFinalizer(() => update([]))
-  return BackendRegistry.of({
+  /** Connections counted by each worker, by address. */
+  const remoteCounts = new Map<number, ReadonlyMap<string, number>>()
+  const countRemote = (source: number, counts: ReadonlyMap<string, number> | undefined) => {
+    const before = remoteCounts.get(source)
+    if (counts === undefined) remoteCounts.delete(source)
+    else remoteCounts.set(source, counts)
+    const touched = new Set([...(before?.keys() ?? []), ...(counts?.keys() ?? [])])
+    for (const address of touched) {
+      const entry = entries.get(address)
+      if (entry === undefined) continue
+      entry.remote += (counts?.get(address) ?? 0) - (before?.get(address) ?? 0)
+      dropIfGone(entry)
+    }
+  }
+
+  /**
+   * A mirror takes the owner's records as they are: membership, weights in
+   * force, health states and admin states.
+   */
+  const follow = (states: ReadonlyArray<MemberState>) =>
+    Effect.suspend(() => {
+      const happened: Array<RegistryChange> = []
+      join(states.map((member) => member.backend), happened)
+      let reselect = false
+      for (const member of states) {
+        const entry = entries.get(member.backend.address)
+        if (entry === undefined) continue
+        entry.since = member.since
+        const healthy = member.state === "HEALTHY"
+        if (entry.health.healthy !== healthy) {
+          entry.health = { healthy, streak: 0 }
+          reselect = true
+          if (initialised) turned(entry)
+          happened.push(RegistryChange.StateChanged({ backend: entry.backend, state: member.state }))
+        }
+        if (entry.admin !== member.admin) {
+          entry.admin = member.admin
+          reselect = true
+          happened.push(RegistryChange.AdminChanged({ backend: entry.backend, admin: member.admin }))
+        }
+      }
+      if (reselect) select(selection.generation)
+      initialised = true
+      return PubSub.publishAll(changes, happened)
+    })
+
+  const registry = BackendRegistry.of({
     all: Effect.sync(() => members),
     selection: () => selection,
     update,
@@ -279,10 +349,64 @@ export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>
     setAdmin,
     setWeight,
     resetWeights,
+    countRemote,
     subscribe: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
+  })
+  const initialise = Effect.sync(() => {
+    initialised = true
+  })
+  // When the pool goes, its backends leave it: their series go as their last connections close.
+  yield* Effect.addFinalizer(() => update([]))
+  return { registry, update, follow, initialise }
+})
+
+/** Builds a registry holding `backends`, every one HEALTHY. */
+export const make = Effect.fnUntraced(function*(backends: ReadonlyArray<Backend>) {
+  const { initialise, registry, update } = yield* core()
+  yield* update(backends)
+  yield* initialise
+  return registry
+})
+
+/**
+ * Builds a worker's registry of the pool in context: a copy of the control
+ * part's, kept up to date in the background. Its membership changes only
+ * with the owner's (`update` changes nothing); its failed dials go to the
+ * owner, which applies the thresholds.
+ */
+export const makeMirror = Effect.fnUntraced(function*() {
+  const link = yield* ControlLink
+  const pool = SubscriptionRef.getUnsafe(yield* PoolSettings).name
+  const { follow, registry } = yield* core((address, reason) => link.dialFailed(pool, address, reason))
+  const states = yield* Stream.toPull(link.members(pool))
+  // The first list is there at once: the control part sends it before the pool exists.
+  yield* Effect.flatMap(states, (chunk) => Effect.forEach(chunk, follow, { discard: true })).pipe(
+    Effect.timeoutOption("100 millis"),
+    Effect.ignore
+  )
+  yield* states.pipe(
+    Effect.flatMap((chunk) => Effect.forEach(chunk, follow, { discard: true })),
+    Effect.forever,
+    Effect.ignore,
+    Effect.forkScoped
+  )
+  yield* link.countActive(pool, () => {
+    const counts: Array<readonly [string, number]> = []
+    for (const member of registry.selection().members) if (member.activeConnections > 0) counts.push([member.backend.address, member.activeConnections])
+    return counts
+  })
+  return BackendRegistry.of({
+    ...registry,
+    update: () => Effect.succeed({ added: [], removed: [], reweighted: [] })
   })
 })
 
 /** A registry starting with `backends`, for the pool whose settings and metrics are in context. */
 export const layer = (backends: ReadonlyArray<Backend>): Layer.Layer<BackendRegistry, never, PoolSettings | Metrics> =>
   Layer.effect(BackendRegistry, make(backends))
+
+/** A worker's copy of the control part's registry of the pool in context (see {@link makeMirror}). */
+export const mirror: Layer.Layer<BackendRegistry, never, PoolSettings | Metrics | ControlLink> = Layer.effect(
+  BackendRegistry,
+  makeMirror()
+)

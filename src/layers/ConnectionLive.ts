@@ -41,6 +41,7 @@ import { Metrics, type RejectReason } from "../services/Metrics.ts"
 import type { ConnectRequest, Upstream } from "../services/Pool.ts"
 import { type Entry, Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
+import { SharedClientTable } from "../services/Workers.ts"
 
 /**
  * Who may connect (SPEC "Who may connect", "Receiving PROXY protocol"): the
@@ -193,13 +194,16 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     const connections = yield* Connections
     const accessLog = yield* AccessLog
     const logLimits = yield* LogLimits
+    const sharedTable = Option.getOrUndefined(yield* Effect.serviceOption(SharedClientTable))
     let limits = limitsOf(SubscriptionRef.getUnsafe(settings))
     /** The per-IP state, made when a configuration first turns a per-IP limit on, kept across reloads. */
     let clientLimits: ClientLimits.ClientLimits | undefined
     const configure = (config: ProxyConfig) => {
       limits = limitsOf(config)
       if (limits.guard?.perIp) {
-        if (clientLimits === undefined) clientLimits = ClientLimits.make(clientLimitsOf(config))
+        if (clientLimits === undefined) {
+          clientLimits = ClientLimits.make({ ...clientLimitsOf(config), ...(sharedTable === undefined ? {} : { buffer: sharedTable }) })
+        }
         else clientLimits.update(clientLimitsOf(config))
       } else clientLimits?.update(clientLimitsOf(config))
     }

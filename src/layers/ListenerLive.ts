@@ -39,12 +39,27 @@ const descriptorMargin = 64
 /** System errors of `accept` that mean the proxy ran out of something, not that a client misbehaved. */
 const localCodes = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"])
 
-const bind = (server: Net.Server, address: Address.ListenAddress) =>
+/**
+ * Warns when the process's open-file limit cannot hold `maxConnections`
+ * client connections in each of its `workers` (two descriptors each, plus a
+ * margin).
+ */
+export const checkDescriptors = (maxConnections: number, workers = 1) =>
+  Effect.suspend(() => {
+    const limit = descriptorLimit()
+    const needed = 2 * maxConnections * workers + descriptorMargin
+    const holding = workers > 1 ? `--max-connections ${maxConnections} in each of ${workers} workers` : `--max-connections ${maxConnections}`
+    return limit === undefined || limit >= needed ? Effect.void : Effect.logWarning(
+      `the open-file limit (${limit}) cannot hold ${holding}, which needs about ${needed} descriptors: raise it (ulimit -n) or lower --max-connections`
+    )
+  })
+
+const bind = (server: Net.Server, address: Address.ListenAddress, reusePort: boolean) =>
   Effect.callback<Net.AddressInfo, ListenError>((resume) => {
     const text = Address.format(address.host, address.port)
     const onError = (cause: NodeJS.ErrnoException) => resume(Effect.fail(new ListenError({ address: text, cause })))
     server.once("error", onError)
-    server.listen({ host: address.host, port: address.port }, () => {
+    server.listen({ host: address.host, port: address.port, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off("error", onError)
       const bound = server.address()
       if (bound === null || typeof bound === "string") {
@@ -54,8 +69,18 @@ const bind = (server: Net.Server, address: Address.ListenAddress) =>
     })
   })
 
+/** How a listener binds, and whether it says so. */
+export interface ListenOptions {
+  /** Bind with SO_REUSEPORT, so that other workers can listen on the same address (the kernel spreads connections). */
+  readonly reusePort?: boolean
+  /** Log `listening on` and check the open-file limit (the control part does that for its workers). */
+  readonly announce?: boolean
+}
+
 /** Listens for clients and hands each to the {@link Connection} handler; fails when the address cannot be bound. */
-export const layer: Layer.Layer<Listener, ListenError, Connection | Connections | Draining | Settings | LogLimits> = Layer.effect(
+export const layerWith = (
+  options: ListenOptions
+): Layer.Layer<Listener, ListenError, Connection | Connections | Draining | Settings | LogLimits> => Layer.effect(
   Listener,
   Effect.gen(function*() {
     const connection = yield* Connection
@@ -72,7 +97,7 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
       socket.on("error", ignore)
       connections.runUnsafe(connection.handle(socket))
     })
-    const bound = yield* bind(server, (yield* SubscriptionRef.get(settings)).listen)
+    const bound = yield* bind(server, (yield* SubscriptionRef.get(settings)).listen, options.reusePort === true)
     // Accepting fails when the proxy is out of descriptors: it keeps listening and accepts again once some are free.
     server.on("error", (error: NodeJS.ErrnoException) => {
       const local = error.code !== undefined && localCodes.has(error.code)
@@ -86,15 +111,9 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
       }))
     })
     const address = { host: bound.address, port: bound.port }
-    yield* Effect.logInfo(`listening on ${Address.format(address.host, address.port)}`)
-    const { maxConnections } = yield* SubscriptionRef.get(settings)
-    const limit = descriptorLimit()
-    if (limit !== undefined && limit < 2 * maxConnections + descriptorMargin) {
-      yield* Effect.logWarning(
-        `the open-file limit (${limit}) cannot hold --max-connections ${maxConnections}, which needs about ${
-          2 * maxConnections + descriptorMargin
-        } descriptors: raise it (ulimit -n) or lower --max-connections`
-      )
+    if (options.announce !== false) {
+      yield* Effect.logInfo(`listening on ${Address.format(address.host, address.port)}`)
+      yield* checkDescriptors((yield* SubscriptionRef.get(settings)).maxConnections)
     }
 
     yield* Effect.addFinalizer(() =>
@@ -113,3 +132,6 @@ export const layer: Layer.Layer<Listener, ListenError, Connection | Connections 
     return Listener.of({ address })
   })
 )
+
+/** Listens for clients on the configured address, alone on it. */
+export const layer: Layer.Layer<Listener, ListenError, Connection | Connections | Draining | Settings | LogLimits> = layerWith({})

@@ -4,7 +4,10 @@
  * written in batches (every 25 ms at most), never one blocking write each,
  * and the access log line (`connection closed`) is formatted directly into
  * the same batches. Log annotations become top-level fields in both formats
- * (`client=...` / `"client": ...`).
+ * (`client=...` / `"client": ...`). A worker's lines end with its number
+ * (`worker=2` / `"worker":2`), and each reaches stderr whole: a worker's
+ * stderr is carried by the main thread in the chunks written here, whole
+ * lines each.
  *
  * @since 0.1.0
  */
@@ -78,9 +81,9 @@ const batchedStderr = (windowMs: number) =>
 /**
  * Replaces the default logger with one writing to stderr in the format and
  * from the level of the settings, and provides the access log writing into
- * the same batches.
+ * the same batches; `worker` is the number of the worker thread it runs in.
  */
-export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.gen(function*() {
+export const layerFor = (worker: number | undefined): Layer.Layer<never, never, Settings> => Layer.unwrap(Effect.gen(function*() {
   const settings = yield* Settings
   let { logFormat, logLevel } = SubscriptionRef.getUnsafe(settings)
   yield* SubscriptionRef.changes(settings).pipe(
@@ -92,7 +95,11 @@ export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.ge
     ),
     Effect.forkScoped
   )
-  const writer = yield* batchedStderr(25)
+  const batches = yield* batchedStderr(25)
+  const writer = worker === undefined ? batches : {
+    write: (line: string) =>
+      batches.write(logFormat === "json" ? `${line.slice(0, -1)},"worker":${worker}}` : `${line} worker=${worker}`)
+  }
   const logger = Logger.make<unknown, void>((options) => {
     if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
     writer.write((logFormat === "json" ? formatJson : formatText).log(options))
@@ -112,3 +119,6 @@ export const layer: Layer.Layer<never, never, Settings> = Layer.unwrap(Effect.ge
     Layer.succeed(AccessLog, accessLog)
   )
 }))
+
+/** The logger of a single process, or of the control part of workers. */
+export const layer: Layer.Layer<never, never, Settings> = layerFor(undefined)

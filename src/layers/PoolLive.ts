@@ -42,6 +42,8 @@ export interface PoolOverrides {
   /** A registry fed by someone else: the pool then does no discovery of its own. */
   readonly registry?: Layer.Layer<BackendRegistry, never, PoolSettings | Metrics> | undefined
   readonly balancer?: Layer.Layer<Balancer, never, BackendRegistry | PoolSettings> | undefined
+  /** False: the pool runs no health checks; whoever feeds its registry owns the backends' health (a worker's control part). */
+  readonly activeChecks?: boolean | undefined
 }
 
 const noBackend = new NoBackend()
@@ -197,7 +199,7 @@ export const layer = (
   const parts = Layer.mergeAll(
     discovery,
     overrides.balancer ?? BalancerLive.layer,
-    HealthMonitorLive.layer
+    overrides.activeChecks === false ? Layer.empty : HealthMonitorLive.layer
   ).pipe(Layer.provideMerge(registry))
   return Layer.fresh(Layer.effect(Pool, make).pipe(
     Layer.provide(parts),

@@ -18,17 +18,10 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { BackendView } from "../domain/balancing/Strategy.ts"
 import type { Backend } from "../domain/Config.ts"
-import type { HealthState } from "../domain/Health.ts"
+import type { AdminState, HealthState } from "../domain/Health.ts"
 
 export type { Backend } from "../domain/Config.ts"
-export type { HealthState } from "../domain/Health.ts"
-
-/**
- * What an operator set (SPEC "Admin write API"): `ready` is in service;
- * `drain` takes no new connection, checks go on; `maintenance` takes no new
- * connection and is not checked.
- */
-export type AdminState = "ready" | "drain" | "maintenance"
+export type { AdminState, HealthState } from "../domain/Health.ts"
 
 /** The admin states, as the API names them. */
 export const adminStates: ReadonlyArray<AdminState> = ["ready", "drain", "maintenance"]
@@ -128,6 +121,12 @@ export class BackendRegistry extends Context.Service<BackendRegistry, {
   readonly setWeight: (address: string, weight: number) => Effect.Effect<BackendStatus | undefined>
   /** Gives every member its configured weight back (a reload names the backends again). */
   readonly resetWeights: Effect.Effect<void>
+  /**
+   * Active connections held elsewhere (by worker `source`), by address: they
+   * add to each backend's `activeConnections`, replacing what `source`
+   * reported before; `undefined` forgets `source` (the worker is gone).
+   */
+  readonly countRemote: (source: number, counts: ReadonlyMap<string, number> | undefined) => void
   /**
    * Subscribes to changes: the stream delivers every change made after the
    * subscription, so subscribe first and then read `all` to miss none.

@@ -37,6 +37,26 @@ export interface BackendGauges {
   readonly weight: number
 }
 
+/** A histogram series' counts: per bucket (not cumulative, in the order of its boundaries), and in total. */
+export interface HistogramCounts {
+  readonly buckets: ReadonlyArray<number>
+  readonly count: number
+  readonly sum: number
+  readonly min: number
+  readonly max: number
+}
+
+/**
+ * What one worker's metrics hold, to be added to the control process's
+ * (`absorb`): counters and histograms by series key (the name and its
+ * labels), and the connections it has open. Plain data: it crosses threads.
+ */
+export interface MetricsExport {
+  readonly counters: ReadonlyArray<readonly [key: string, value: number]>
+  readonly histograms: ReadonlyArray<readonly [key: string, counts: HistogramCounts]>
+  readonly connectionsActive: number
+}
+
 /** Records the proxy's metrics and renders the SIGUSR1 snapshot. */
 export class Metrics extends Context.Service<Metrics, {
   /** A client connection was accepted. */
@@ -64,6 +84,16 @@ export class Metrics extends Context.Service<Metrics, {
   readonly transferred: (address: string, sent: number, received: number) => void
   /** An active health check finished. */
   readonly healthChecked: (address: string, success: boolean) => void
+  /** `tcp_proxy_workers` reads `running` while the scope is open (1 otherwise). */
+  readonly trackWorkers: (running: () => number) => Effect.Effect<void, never, Scope.Scope>
+  /** This process's (or worker's) own counters, histograms and open connections. */
+  readonly export: () => MetricsExport
+  /**
+   * Adds what worker `source` last exported to every reading from now on,
+   * replacing its previous export. `undefined`: the worker is gone; its
+   * counters and histograms stay in the totals, its open connections leave.
+   */
+  readonly absorb: (source: number, exported: MetricsExport | undefined) => void
   /** Every series as sorted `name{labels}: value` lines (the SIGUSR1 snapshot). */
   readonly snapshot: Effect.Effect<string>
 }>()("effect-tcp-proxy/Metrics") {}
