@@ -68,13 +68,13 @@
     node.dataset.max = String(max);
   };
 
-  const bigChart = (node, series, format) => {
+  const bigChart = (node, series, format, axisWidth = 64) => {
     const chart = new uPlot({
       width: Math.max(node.clientWidth, 200),
       height: 180,
       scales: { x: { time: true } },
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: 2, value: (u, v) => format(v) }))],
-      axes: [{}, { size: 64, values: (u, values) => values.map(format) }]
+      axes: [{}, { size: axisWidth, values: (u, values) => values.map(format) }]
     }, [[]].concat(series.map(() => [])), node);
     new ResizeObserver(() => chart.setSize({ width: Math.max(node.clientWidth, 200), height: 180 })).observe(node);
     return chart;
@@ -104,7 +104,7 @@
         bytes: bigChart($("chart-bytes"), [
           { label: "from clients", colour: colours.bytesIn },
           { label: "to clients", colour: colours.bytesOut }
-        ], (v) => `${bytes(v)}/s`)
+        ], (v) => `${bytes(v)}/s`, 88)
       };
     }
     const t = stats.totals;

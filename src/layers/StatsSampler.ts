@@ -37,7 +37,9 @@ export const make = Effect.fnUntraced(function*(every: Duration.Duration, span: 
     ring.push(StatsDomain.readSample(Metric.snapshotUnsafe(context), states(view), at))
     taken++
   })
-  yield* sample.pipe(Effect.repeat(Schedule.fixed(every)), Effect.forkScoped)
+  // Spaced rather than fixed: after a stall, no burst of samples a few milliseconds apart (rates over
+  // such short spans would be mostly noise); each rate is over the time that really passed.
+  yield* sample.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
   return Stats.of({
     feed: Effect.sync(() => {
       if (cached === undefined || cached.samples !== taken) {
