@@ -37,9 +37,11 @@ export const make = Effect.fnUntraced(function*(every: Duration.Duration, span: 
     ring.push(StatsDomain.readSample(Metric.snapshotUnsafe(context), states(view), at))
     taken++
   })
-  // Spaced rather than fixed: after a stall, no burst of samples a few milliseconds apart (rates over
-  // such short spans would be mostly noise); each rate is over the time that really passed.
-  yield* sample.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+  // The first sample as the layer is built, so the feed is never empty. Spaced rather than fixed: after
+  // a stall, no burst of samples a few milliseconds apart (rates over such short spans would be mostly
+  // noise); each rate is over the time that really passed.
+  yield* sample
+  yield* sample.pipe(Effect.repeat(Schedule.spaced(every)), Effect.delay(every), Effect.forkScoped)
   return Stats.of({
     feed: Effect.sync(() => {
       if (cached === undefined || cached.samples !== taken) {
