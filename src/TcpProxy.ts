@@ -2,9 +2,10 @@
  * The whole proxy as one layer, built from a {@link ProxyConfig}: the shared
  * services (settings, metrics, dialer, health check, resolver), the pools
  * (the default one and one per SNI route) behind the front door, the
- * optional admin endpoint and OTLP exporter, and the listener with its connections. Closing
- * its scope stops the listener, drains connections, then stops the admin
- * endpoint and the health checks, in that order.
+ * optional admin endpoint and OTLP exporter, and the listener with its
+ * connections. Closing its scope stops the listener, drains connections,
+ * then stops the admin endpoint, the exporter (after a last push) and the
+ * health checks, in that order.
  *
  * @since 0.1.0
  */

@@ -4,10 +4,10 @@
  * HEALTHY and the proxy is not draining, 503 otherwise) and `GET /backends`
  * (JSON, every pool), and the dashboard: `GET /`, its assets and `GET /stats`
  * (sampled every second while the endpoint is on). Other paths 404. It is
- * built before the listener, so it keeps answering through the drain. It can never starve the data path:
- * it holds at most 64 connections, closes one whose request headers take over
- * 10 s or that sits idle for 30 s, and renders `/metrics` at most once a
- * second. The proxy loads this module only when `--metrics-addr` is given.
+ * built before the listener, so it keeps answering through the drain. It can
+ * never starve the data path: it holds at most 64 connections, closes one
+ * whose request headers take over 10 s or that sits idle for 30 s, and
+ * renders `/metrics` at most once a second. The proxy loads this module only when `--metrics-addr` is given.
  *
  * @since 0.1.0
  */
