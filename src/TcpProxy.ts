@@ -2,13 +2,16 @@
  * The whole proxy as one layer, built from a {@link ProxyConfig}: the shared
  * services (settings, metrics, dialer, health check, resolver), the pools
  * (the default one and one per SNI route) behind the front door, the
- * optional admin endpoint, and the listener with its connections. Closing
- * its scope stops the listener, drains connections, then stops the admin
- * endpoint and the health checks, in that order.
+ * optional admin endpoint and OTLP exporter, and the listener with its
+ * connections. Closing its scope stops the listener, drains connections,
+ * then stops the admin endpoint, the exporter (after a last push) and the
+ * health checks, in that order.
  *
  * @since 0.1.0
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -83,6 +86,17 @@ const adminLayer = (
 ): Layer.Layer<AdminEndpoint, AdminListenError | AdminTokenError, Routes | Draining | Settings> =>
   Layer.unwrap(Effect.andThen(checkAdminToken(config), Effect.map(adminServer, (admin) => admin.layer(address))))
 
+/** Pushes the metrics to an OpenTelemetry collector, when `--otlp-endpoint` is given; its code is loaded only then. */
+const otlpLayer = (config: ProxyConfig): Layer.Layer<never> =>
+  Option.match(config.otlpEndpoint, {
+    onNone: () => Layer.empty,
+    onSome: (url) =>
+      Layer.unwrap(Effect.map(
+        Effect.promise(() => import("./layers/OtlpExport.ts")),
+        (otlp) => otlp.layer({ url, interval: config.otlpInterval })
+      ))
+  })
+
 /**
  * The parts every way of running the proxy shares, in the order they stop:
  * `front` (what takes connections: the listener, or the workers), then the
@@ -101,11 +115,12 @@ const around = <A, E, R>(initial: ProxyConfig, overrides: Overrides, front: Laye
     Layer.provideMerge(PoolLive.layer(defaultPool(initial), poolOverrides)),
     Layer.provide(overrides.healthCheck ?? HealthCheckLive.layer)
   )
-  // The admin endpoint is built before the front, so it answers through the drain.
+  // The admin endpoint is built before the front, so it answers through the drain; the OTLP
+  // exporter too, so its last push, as the proxy stops, counts every connection.
   const beforeFront = Option.match(initial.metricsAddress, {
     onNone: () => pools,
     onSome: (address) => Layer.provideMerge(adminLayer(address, initial), pools)
-  })
+  }).pipe(Layer.merge(otlpLayer(initial)))
   return front.pipe(Layer.provideMerge(beforeFront), Layer.provideMerge(shared))
 }
 
@@ -151,7 +166,7 @@ export const layerWorker = (
   clientTable: SharedArrayBuffer,
   overrides: Overrides = {}
 ): Layer.Layer<Services, StartError, Settings> =>
-  around({ ...initial, metricsAddress: Option.none() }, {
+  around({ ...initial, metricsAddress: Option.none(), otlpEndpoint: Option.none() }, {
     ...overrides,
     registry: BackendRegistryLive.mirror.pipe(Layer.provide(Layer.succeed(ControlLink, link))),
     activeChecks: false
@@ -175,9 +190,9 @@ const sameAddress = (a: Option.Option<Address.ListenAddress>, b: Option.Option<A
  * Then, at once, backends are added (their checks start), removed (their
  * open connections are left to finish) or re-weighted in every pool, and
  * the settings are published once: every other setting applies to what
- * starts from now. The listen and admin addresses cannot change while
- * running: a change to them is logged as needing a restart, and the rest
- * still applies.
+ * starts from now. The listen and admin addresses, the workers and the
+ * OTLP settings cannot change while running: a change to them is logged as
+ * needing a restart, and the rest still applies.
  */
 export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(
   next: ProxyConfig,
@@ -189,7 +204,14 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(
   const settings = yield* Settings
   const routes = yield* Routes
   const previous = yield* SubscriptionRef.get(settings)
-  const applied = { ...next, listen: previous.listen, metricsAddress: previous.metricsAddress, workers: previous.workers }
+  const applied = {
+    ...next,
+    listen: previous.listen,
+    metricsAddress: previous.metricsAddress,
+    workers: previous.workers,
+    otlpEndpoint: previous.otlpEndpoint,
+    otlpInterval: previous.otlpInterval
+  }
   yield* checkAdminToken(applied)
   const commit = yield* routes.prepare(applied)
   if (options.log === false) {
@@ -204,6 +226,12 @@ export const reconfigure = Effect.fn("TcpProxy.reconfigure")(function*(
   }
   if (previous.workers !== next.workers) {
     yield* Effect.logWarning("workers changed: it takes effect after a restart")
+  }
+  if (!Equal.equals(previous.otlpEndpoint, next.otlpEndpoint)) {
+    yield* Effect.logWarning("otlp-endpoint changed: it takes effect after a restart")
+  }
+  if (!Duration.equals(previous.otlpInterval, next.otlpInterval)) {
+    yield* Effect.logWarning("otlp-interval changed: it takes effect after a restart")
   }
   const update = yield* commit
   yield* SubscriptionRef.set(settings, applied)

@@ -88,10 +88,13 @@ export {
   TlsConfigError
 } from "./services/Routes.ts"
 export { Settings } from "./services/Settings.ts"
+export { type BackendSeries, type Feed, type Series, type StateChange, Stats, type Values } from "./services/Stats.ts"
 export { DrainCut, Draining } from "./services/Shutdown.ts"
 
 /** The live layers, to reuse or to wrap. */
 export * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
+/** The pools as `/backends` shows them: `backendsView`, `describeBackend`. */
+export * as BackendsView from "./layers/BackendsView.ts"
 export * as BalancerLive from "./layers/BalancerLive.ts"
 export * as ConnectionLive from "./layers/ConnectionLive.ts"
 export * as ConnectionsLive from "./layers/ConnectionsLive.ts"
@@ -102,7 +105,11 @@ export * as HealthMonitorLive from "./layers/HealthMonitorLive.ts"
 export * as ListenerLive from "./layers/ListenerLive.ts"
 export * as Logging from "./layers/Logging.ts"
 export * as MetricsLive from "./layers/MetricsLive.ts"
+/** Pushing the metrics to an OpenTelemetry collector (OTLP/HTTP). */
+export * as OtlpExport from "./layers/OtlpExport.ts"
 export * as PoolLive from "./layers/PoolLive.ts"
 export * as ResolverLive from "./layers/ResolverLive.ts"
 export * as RoutesLive from "./layers/RoutesLive.ts"
 export * as SettingsLive from "./layers/SettingsLive.ts"
+/** The dashboard's sampler: the `Stats` service over the metric registry and the pools. */
+export * as StatsSampler from "./layers/StatsSampler.ts"

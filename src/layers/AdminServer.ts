@@ -2,11 +2,12 @@
  * The admin HTTP endpoint: `GET /metrics` (Prometheus text of every metric in
  * the registry), `GET /healthz` (200 while a backend of the default pool is
  * HEALTHY and the proxy is not draining, 503 otherwise) and `GET /backends`
- * (JSON, every pool). Other paths 404. It is built before the listener, so
- * it keeps answering through the drain. It can never starve the data path:
- * it holds at most 64 connections, closes one whose request headers take over
- * 10 s or that sits idle for 30 s, and renders `/metrics` at most once a
- * second. The proxy loads this module only when `--metrics-addr` is given.
+ * (JSON, every pool), and the dashboard: `GET /`, its assets and `GET /stats`
+ * (sampled every second while the endpoint is on). Other paths 404. It is
+ * built before the listener, so it keeps answering through the drain. It can
+ * never starve the data path: it holds at most 64 connections, closes one
+ * whose request headers take over 10 s or that sits idle for 30 s, and
+ * renders `/metrics` at most once a second. The proxy loads this module only when `--metrics-addr` is given.
  *
  * @since 0.1.0
  */
@@ -30,17 +31,9 @@ import type { AdminState, BackendRegistry, BackendStatus } from "../services/Bac
 import { Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 import { Draining } from "../services/Shutdown.ts"
-
-/** A backend as `/backends` shows it. */
-const describeBackend = (status: BackendStatus) => ({
-  address: status.backend.address,
-  ...(status.backend.name === undefined ? {} : { name: status.backend.name }),
-  state: status.state,
-  weight: status.weight,
-  activeConnections: status.activeConnections,
-  admin: status.admin,
-  backup: status.backend.backup === true
-})
+import { backendsView, describeBackend } from "./BackendsView.ts"
+import * as Dashboard from "./Dashboard.ts"
+import * as StatsSampler from "./StatsSampler.ts"
 
 /** Whether a backend takes new connections: HEALTHY and, for its operator, ready. */
 const inService = (status: BackendStatus): boolean => status.state === "HEALTHY" && status.admin === "ready"
@@ -92,7 +85,7 @@ const metrics = Effect.gen(function*() {
   return Effect.map(render, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
 })
 
-/** The routes over the pools, the draining flag and the settings. */
+/** The routes over the pools, the draining flag and the settings, and the dashboard's. */
 const routes = Layer.unwrap(Effect.gen(function*() {
   const pools = (yield* Routes).pools
   const draining = yield* Draining
@@ -150,17 +143,8 @@ const routes = Layer.unwrap(Effect.gen(function*() {
       return value
     })
 
-  const backends = Effect.gen(function*() {
-    const all = yield* pools
-    const listed = yield* Effect.forEach(all, (routed) =>
-      Effect.map(routed.pool.registry.all, (members) => ({ sni: routed.sni, backends: members.map(describeBackend) })))
-    const [first, ...rest] = listed
-    return HttpServerResponse.jsonUnsafe({
-      backends: first?.backends ?? [],
-      draining: yield* draining.isDraining,
-      routes: rest.map((route) => ({ sni: route.sni ?? [], backends: route.backends }))
-    })
-  })
+  const backends = Effect.map(Effect.provideContext(backendsView, yield* Effect.context<Routes | Draining>()), (view) =>
+    HttpServerResponse.jsonUnsafe(view))
   return Layer.mergeAll(
     HttpRouter.add("GET", "/metrics", yield* metrics),
     HttpRouter.add("GET", "/healthz", healthz),
@@ -168,7 +152,8 @@ const routes = Layer.unwrap(Effect.gen(function*() {
     HttpRouter.add("POST", "/backends/:address/drain", admin("drain")),
     HttpRouter.add("POST", "/backends/:address/maintenance", admin("maintenance")),
     HttpRouter.add("POST", "/backends/:address/ready", admin("ready")),
-    HttpRouter.add("PUT", "/backends/:address/weight", write(weightOf, (registry, address, weight) => registry.setWeight(address, weight)))
+    HttpRouter.add("PUT", "/backends/:address/weight", write(weightOf, (registry, address, weight) => registry.setWeight(address, weight))),
+    Dashboard.routes
   )
 }))
 
@@ -198,7 +183,7 @@ export const layer = (
         return AdminEndpoint.of({ address: actual })
       })
     )
-    return HttpRouter.serve(routes, { disableListenLog: true, disableLogger: true }).pipe(
+    return HttpRouter.serve(routes.pipe(Layer.provide(StatsSampler.layer)), { disableListenLog: true, disableLogger: true }).pipe(
       Layer.provideMerge(endpoint),
       Layer.provide(NodeHttpServer.layer(() => server, { port: address.port, host: address.host })),
       Layer.catchTag("ServeError", (error) =>

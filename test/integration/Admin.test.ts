@@ -13,6 +13,14 @@ const get = (port: number, path: string) =>
 
 const withAdmin = { metricsAddress: Option.some({ host: "127.0.0.1", port: 0 }) }
 
+/** A `/backends` entry without its `since` (checked to be an ISO 8601 time within the last minute). */
+const sinceChecked = (entry: { readonly since?: unknown }) => {
+  const { since, ...rest } = entry
+  assert.isString(since)
+  assert.isAtMost(Math.abs(Date.now() - Date.parse(String(since))), 60_000, `since ${String(since)}`)
+  return rest
+}
+
 const adminPort = (proxy: { readonly adminPort: Option.Option<number> }) =>
   Option.match(proxy.adminPort, { onNone: () => assert.fail("no admin endpoint"), onSome: (port) => port })
 
@@ -62,7 +70,8 @@ describe("admin endpoint", () => {
       yield* relayed(backend)
       const response = yield* get(adminPort(proxy), "/backends")
       assert.strictEqual(response.status, 200)
-      assert.deepStrictEqual(JSON.parse(response.body), {
+      const body = JSON.parse(response.body)
+      assert.deepStrictEqual({ ...body, backends: body.backends.map(sinceChecked) }, {
         backends: [{ address: backend.address, state: "HEALTHY", weight: 1, activeConnections: 1, admin: "ready", backup: false }],
         draining: false,
         routes: []
@@ -86,7 +95,10 @@ describe("admin endpoint", () => {
         }]
       }))
       const listed = JSON.parse((yield* get(adminPort(proxy), "/backends")).body)
-      assert.deepStrictEqual(listed.routes, [{
+      assert.deepStrictEqual(listed.routes.map((route: { readonly backends: ReadonlyArray<{ readonly since?: unknown }> }) => ({
+        ...route,
+        backends: route.backends.map(sinceChecked)
+      })), [{
         sni: ["api.example.com", "*.api.example.com"],
         backends: [{ address: api.address, state: "HEALTHY", weight: 3, activeConnections: 0, admin: "ready", backup: false }]
       }])
@@ -102,7 +114,7 @@ describe("admin endpoint", () => {
       const proxy = yield* startProxy(testConfig([`echo.test:${backend.port}`], withAdmin), { resolver })
       assert.strictEqual((yield* exchange(proxy.port, "hi")).data.toString(), "echo:hi")
       const listed = JSON.parse((yield* get(adminPort(proxy), "/backends")).body)
-      assert.deepStrictEqual(listed.backends, [{
+      assert.deepStrictEqual(listed.backends.map(sinceChecked), [{
         address: backend.address,
         name: `echo.test:${backend.port}`,
         state: "HEALTHY",

@@ -571,7 +571,8 @@ describe("package", () => {
       // What the tarball holds: the build and the bin, not the sources or tests.
       const pkgDir = join(app, "node_modules", "effect-tcp-proxy")
       const pkg = packageJson()
-      for (const file of [pkg.main, pkg.types, ...Object.values(pkg.bin), "package.json", "README.md"]) {
+      const page = ["dist/dashboard/index.html", "dist/dashboard/dashboard.js", "dist/dashboard/dashboard.css"]
+      for (const file of [pkg.main, pkg.types, ...Object.values(pkg.bin), ...page, "package.json", "README.md"]) {
         assert.isTrue(existsSync(join(pkgDir, file)), `the package has ${file}`)
       }
       for (const file of ["src", "test", "example", "tsconfig.json"]) {
