@@ -43,7 +43,7 @@ import type { Resolver } from "./services/Resolver.ts"
 import { Routes, type TlsConfigError } from "./services/Routes.ts"
 import { Settings } from "./services/Settings.ts"
 import type { Draining } from "./services/Shutdown.ts"
-import { ControlLink, SharedClientTable, type Workers } from "./services/Workers.ts"
+import { ControlLink, SharedClientTable, type Workers, WorkersHandle } from "./services/Workers.ts"
 
 /**
  * Layers that replace the live ones: a registry fed by other discovery, a
@@ -151,7 +151,7 @@ export const layerControl = <E>(
   workers: Layer.Layer<Workers, E, Routes | Settings | Metrics | Draining>,
   overrides: Overrides = {}
 ): Layer.Layer<Workers | Routes | Metrics | Draining | Pool, StartError | E, Settings> =>
-  around(initial, overrides, workers)
+  around(initial, overrides, workers).pipe(Layer.provide(Layer.succeed(WorkersHandle, { current: undefined })))
 
 /**
  * One worker of a proxy with workers: the listener (sharing the address

@@ -60,7 +60,9 @@ export {
   type BackendGauges,
   type ConnectionSummary,
   type ErrorKind,
+  type HistogramCounts,
   Metrics,
+  type MetricsExport,
   type RejectReason,
   type TlsFailureKind
 } from "./services/Metrics.ts"
@@ -90,9 +92,24 @@ export {
 export { Settings } from "./services/Settings.ts"
 export { type BackendSeries, type Feed, type Series, type StateChange, Stats, type Values } from "./services/Stats.ts"
 export { DrainCut, Draining } from "./services/Shutdown.ts"
+export {
+  type ActiveCounts,
+  ControlLink,
+  type MemberState,
+  SharedClientTable,
+  type ToControl,
+  type ToWorker,
+  type WorkerData,
+  WorkerError,
+  Workers,
+  WorkersHandle
+} from "./services/Workers.ts"
 
 /** The live layers, to reuse or to wrap. */
 export * as BackendRegistryLive from "./layers/BackendRegistryLive.ts"
+export * as ControlLinkLive from "./layers/ControlLinkLive.ts"
+export * as WorkersLive from "./layers/WorkersLive.ts"
+export * as ConfigCodec from "./domain/ConfigCodec.ts"
 /** The pools as `/backends` shows them: `backendsView`, `describeBackend`. */
 export * as BackendsView from "./layers/BackendsView.ts"
 export * as BalancerLive from "./layers/BalancerLive.ts"

@@ -31,6 +31,7 @@ import type { AdminState, BackendRegistry, BackendStatus } from "../services/Bac
 import { Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 import { Draining } from "../services/Shutdown.ts"
+import { WorkersHandle } from "../services/Workers.ts"
 import { backendsView, describeBackend } from "./BackendsView.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as StatsSampler from "./StatsSampler.ts"
@@ -90,12 +91,37 @@ const routes = Layer.unwrap(Effect.gen(function*() {
   const pools = (yield* Routes).pools
   const draining = yield* Draining
   const settings = yield* Settings
+  const workersHandle = yield* WorkersHandle
   const healthz = Effect.gen(function*() {
     const [defaultPool] = yield* pools
     const members = defaultPool === undefined ? [] : yield* defaultPool.pool.registry.all
     const up = members.some(inService) && !(yield* draining.isDraining)
     return HttpServerResponse.text(up ? "ok\n" : "unavailable\n", { status: up ? 200 : 503 })
   })
+
+  /** The answer to a write that may not be made (403 while the API is off, 401 without the right token); else undefined. */
+  const refuse = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function*() {
+      const file = (yield* SubscriptionRef.get(settings)).adminTokenFile
+      if (Option.isNone(file)) return jsonError(403, "the admin write API is off (start with --admin-token-file)")
+      const token = yield* Effect.result(readToken(file.value))
+      if (Result.isFailure(token)) return jsonError(500, "the token file cannot be read")
+      const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
+      if (presented === undefined || !tokenMatches(presented, token.success)) return jsonError(401, "unauthorized")
+      return undefined
+    })
+
+  /** `POST /workers/N/restart`: ends worker N at once (its connections are cut); it is replaced like a crashed one. */
+  const restartWorker = Effect.gen(function*() {
+    const refused = yield* refuse(yield* HttpServerRequest.HttpServerRequest)
+    if (refused !== undefined) return refused
+    const text = (yield* HttpRouter.params)["worker"] ?? ""
+    const index = /^\d{1,4}$/.test(text) ? Number(text) : 0
+    const workers = workersHandle.current
+    if (workers === undefined) return jsonError(404, "no workers (start with --workers N)")
+    if (!(yield* workers.restart(index))) return jsonError(404, `no worker ${Text.quote(text)}`)
+    return HttpServerResponse.jsonUnsafe({ worker: index, restarting: true })
+  }).pipe(Effect.catchCause(() => Effect.succeed(jsonError(400, "bad request"))))
 
   /**
    * A write: 403 while the API is off, 401 without the right bearer token,
@@ -110,12 +136,8 @@ const routes = Layer.unwrap(Effect.gen(function*() {
   ) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const file = (yield* SubscriptionRef.get(settings)).adminTokenFile
-      if (Option.isNone(file)) return jsonError(403, "the admin write API is off (start with --admin-token-file)")
-      const token = yield* Effect.result(readToken(file.value))
-      if (Result.isFailure(token)) return jsonError(500, "the token file cannot be read")
-      const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1]
-      if (presented === undefined || !tokenMatches(presented, token.success)) return jsonError(401, "unauthorized")
+      const refused = yield* refuse(request)
+      if (refused !== undefined) return refused
       const value = yield* Effect.result(parse(request))
       if (Result.isFailure(value)) return jsonError(400, value.failure)
       const address = decodeURIComponent((yield* HttpRouter.params)["address"] ?? "")
@@ -153,6 +175,7 @@ const routes = Layer.unwrap(Effect.gen(function*() {
     HttpRouter.add("POST", "/backends/:address/maintenance", admin("maintenance")),
     HttpRouter.add("POST", "/backends/:address/ready", admin("ready")),
     HttpRouter.add("PUT", "/backends/:address/weight", write(weightOf, (registry, address, weight) => registry.setWeight(address, weight))),
+    HttpRouter.add("POST", "/workers/:worker/restart", restartWorker),
     Dashboard.routes
   )
 }))

@@ -30,7 +30,7 @@ import type { Pool } from "../services/Pool.ts"
 import { Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 import { DrainCut, Draining } from "../services/Shutdown.ts"
-import { type MemberState, type ToControl, type ToWorker, WorkerError, Workers } from "../services/Workers.ts"
+import { type MemberState, type ToControl, type ToWorker, WorkerError, Workers, WorkersHandle } from "../services/Workers.ts"
 import { checkDescriptors } from "./ListenerLive.ts"
 
 /** How the workers are started. */
@@ -293,7 +293,7 @@ export const layer = (
         })
       )
 
-      return Workers.of({
+      const workers = Workers.of({
         count: options.count,
         running,
         restart: (index) =>
@@ -307,5 +307,16 @@ export const layer = (
         reload: (config) =>
           Effect.andThen(syncPools, Effect.sync(() => broadcast({ _tag: "Reload", config: ConfigCodec.encode(config) })))
       })
+      const handle = yield* WorkersHandle
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          handle.current = workers
+        }),
+        () =>
+          Effect.sync(() => {
+            handle.current = undefined
+          })
+      )
+      return workers
     })
   )

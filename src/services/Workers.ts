@@ -119,3 +119,13 @@ export class ControlLink extends Context.Service<ControlLink, {
   /** Reports the pool's active connections (read once a second) while the scope is open. */
   readonly countActive: (pool: string, read: () => ActiveCounts) => Effect.Effect<void, never, Scope.Scope>
 }>()("effect-tcp-proxy/ControlLink") {}
+
+/**
+ * Where the control part's {@link Workers} can be reached by what is built
+ * before them and stops after them (the admin endpoint): set while they
+ * run; empty in a single process.
+ */
+export const WorkersHandle = Context.Reference<{ current: Workers["Service"] | undefined }>(
+  "effect-tcp-proxy/WorkersHandle",
+  { defaultValue: () => ({ current: undefined }) }
+)
