@@ -349,7 +349,20 @@ const has = (tool: string): boolean => spawnSync("sh", ["-c", `command -v ${tool
 
 // ---------------------------------------------------------------- contenders
 
-const contenderIds = ["direct", "pipe", "effect", "effect-info", "effect-guarded", "haproxy", "nginx"]
+const contenderIds = [
+  "direct",
+  "pipe",
+  "effect",
+  "effect-info",
+  "effect-guarded",
+  "effect-workers2",
+  "effect-workers-auto",
+  "haproxy",
+  "haproxy-2",
+  "nginx",
+  "nginx-2"
+]
+
 
 /**
  * The front door at work (churn only): a 1,000-range --allow list (the last
@@ -370,8 +383,12 @@ const labels: Record<string, string> = {
   effect: "effect-tcp-proxy --log-level warn",
   "effect-info": "effect-tcp-proxy --log-level info",
   "effect-guarded": "effect-tcp-proxy --log-level warn, 1,000-range --allow, per-IP limits",
+  "effect-workers2": "effect-tcp-proxy --workers 2 --log-level warn",
+  "effect-workers-auto": `effect-tcp-proxy --workers auto (${Os.availableParallelism()}) --log-level warn`,
   haproxy: "HAProxy mode tcp, nbthread 1",
-  nginx: "nginx stream, 1 worker"
+  "haproxy-2": "HAProxy mode tcp, nbthread 2",
+  nginx: "nginx stream, 1 worker",
+  "nginx-2": "nginx stream, 2 workers"
 }
 
 interface Running {
@@ -379,6 +396,8 @@ interface Running {
   readonly port: number
   /** The process whose CPU and memory are measured (nginx: its worker); none for direct. */
   readonly pid: number | undefined
+  /** The processes whose CPU adds up, when more than `pid` (nginx's workers). */
+  readonly pids?: () => ReadonlyArray<number>
   readonly proc: Proc | undefined
   readonly probePort?: number
 }
@@ -413,7 +432,9 @@ const startContender = async (
     case "pipe":
     case "effect":
     case "effect-info":
-    case "effect-guarded": {
+    case "effect-guarded":
+    case "effect-workers2":
+    case "effect-workers-auto": {
       const [script, args] = id === "pipe"
         ? [Path.join(benchDir, "pipe-proxy.ts"), [String(port), String(target)]]
         : [Path.join(ctx.app, "dist", "Main.js"), [
@@ -422,6 +443,7 @@ const startContender = async (
           "--log-level",
           id === "effect-info" ? "info" : "warn",
           ...(id === "effect-guarded" ? guardFlags : []),
+          ...(id === "effect-workers2" ? ["--workers", "2"] : id === "effect-workers-auto" ? ["--workers", "auto"] : []),
           backend
         ]]
       const env: NodeJS.ProcessEnv = { ...process.env }
@@ -438,12 +460,13 @@ const startContender = async (
       })
       break
     }
-    case "haproxy": {
+    case "haproxy":
+    case "haproxy-2": {
       const config = Path.join(ctx.out, "conf", `haproxy-${port}.cfg`)
       Fs.writeFileSync(
         config,
         `global
-  nbthread 1
+  nbthread ${id === "haproxy-2" ? 2 : 1}
   maxconn 9000
 defaults
   mode tcp
@@ -460,13 +483,14 @@ backend be
       proc = start(id, "haproxy", ["-db", "-f", config], { logFile })
       break
     }
-    case "nginx": {
+    case "nginx":
+    case "nginx-2": {
       const dir = Path.join(ctx.out, "conf", `nginx-${port}`)
       Fs.mkdirSync(dir, { recursive: true })
       Fs.writeFileSync(
         Path.join(dir, "nginx.conf"),
         `${ctx.nginxStream ?? ""}
-worker_processes 1;
+worker_processes ${id === "nginx-2" ? 2 : 1};
 worker_rlimit_nofile 20000;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -490,13 +514,22 @@ stream {
   }
   await waitPort(port, proc)
   let pid = proc.pid
-  if (id === "nginx") {
-    // Measure the one worker, not the master.
+  if (id === "nginx" || id === "nginx-2") {
+    // Measure the workers, not the master.
     const deadline = Date.now() + 10_000
-    while (children(proc.pid).length === 0 && Date.now() < deadline) await sleep(50)
+    const workers = id === "nginx" ? 1 : 2
+    while (children(proc.pid).length < workers && Date.now() < deadline) await sleep(50)
     pid = children(proc.pid)[0] ?? proc.pid
   }
-  return { id, port, pid, proc, ...(probePort === undefined ? {} : { probePort }) }
+  const master = proc.pid
+  return {
+    id,
+    port,
+    pid,
+    proc,
+    ...(id === "nginx-2" ? { pids: () => children(master) } : {}),
+    ...(probePort === undefined ? {} : { probePort })
+  }
 }
 
 const stopContender = async (contender: Running) => {
@@ -648,12 +681,18 @@ const rateClient = async (ctx: Context, port: number, seconds: number): Promise<
   return result
 }
 
+/** The CPU seconds a contender has used: its process's (every thread), or its workers' together. */
+const cpuOf = (contender: Running): number =>
+  contender.pids === undefined
+    ? cpuSeconds(contender.pid!)
+    : contender.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+
 /** One measurement of a throughput workload; CPU is the measured process's own. */
 const measure = async (ctx: Context, workload: Workload, contender: Running, round: number, seconds: number): Promise<Sample> => {
-  const cpu0 = contender.pid === undefined ? 0 : cpuSeconds(contender.pid)
+  const cpu0 = contender.pid === undefined ? 0 : cpuOf(contender)
   if (workload === "bulk") {
     const { bytes, gbps } = await iperf(ctx, contender.port, seconds)
-    const cpu = contender.pid === undefined ? undefined : cpuSeconds(contender.pid) - cpu0
+    const cpu = contender.pid === undefined ? undefined : cpuOf(contender) - cpu0
     return {
       workload,
       contender: contender.id,
@@ -665,7 +704,7 @@ const measure = async (ctx: Context, workload: Workload, contender: Running, rou
   }
   if (workload === "latency") {
     const result = await rateClient(ctx, contender.port, seconds)
-    const cpu = contender.pid === undefined ? undefined : cpuSeconds(contender.pid) - cpu0
+    const cpu = contender.pid === undefined ? undefined : cpuOf(contender) - cpu0
     const failed = result.requests - result.completed
     return {
       workload,
@@ -681,7 +720,7 @@ const measure = async (ctx: Context, workload: Workload, contender: Running, rou
     }
   }
   const result = await wrk(ctx, contender.port, seconds, workload === "churn")
-  const cpu = contender.pid === undefined ? undefined : cpuSeconds(contender.pid) - cpu0
+  const cpu = contender.pid === undefined ? undefined : cpuOf(contender) - cpu0
   return {
     workload,
     contender: contender.id,
@@ -1179,10 +1218,10 @@ const main = async () => {
   Fs.writeFileSync(Path.join(out, "meta.json"), JSON.stringify({ options, machine: info }, null, 2))
   log(`results in ${Path.relative(root, out)}; commit ${info.commit}; ${info.nproc} CPU(s) ${info.cpu}, Node ${info.node}, load ${info.loadavg.map((l) => l.toFixed(2)).join(" ")}`)
 
-  const available = ["direct", "pipe", "effect", "effect-info", "effect-guarded"]
-  if (has("haproxy")) available.push("haproxy")
+  const available = ["direct", "pipe", "effect", "effect-info", "effect-guarded", "effect-workers2", "effect-workers-auto"]
+  if (has("haproxy")) available.push("haproxy", "haproxy-2")
   else notes.push("HAProxy skipped: apt-get install haproxy")
-  if (stream !== false) available.push("nginx")
+  if (stream !== false) available.push("nginx", "nginx-2")
   else notes.push(has("nginx") ? "nginx stream skipped: apt-get install libnginx-mod-stream" : "nginx stream skipped: apt-get install nginx libnginx-mod-stream")
   for (const note of notes) log(note)
 
@@ -1234,7 +1273,8 @@ const main = async () => {
       try {
         await waitPort(control, sink)
         await waitPort(port, sink)
-        const ids = throughputContenders(ctx, workload, available).filter((id) => id !== "direct")
+        // nginx's workers are processes of their own: their memory is not one process's to read.
+        const ids = throughputContenders(ctx, workload, available).filter((id) => id !== "direct" && id !== "nginx-2")
         await benchIdle(ctx, ids, { port, control })
         if (options.profile) profiles.push(...await profileIdle(ctx, ["pipe", "effect"].filter(wanted), { port, control }))
       } finally {

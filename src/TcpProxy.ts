@@ -163,7 +163,7 @@ export const layerControl = <E>(
 export const layerWorker = (
   initial: ProxyConfig,
   link: ControlLink["Service"],
-  clientTable: SharedArrayBuffer,
+  clientTable: SharedClientTable["Service"],
   overrides: Overrides = {}
 ): Layer.Layer<Services, StartError, Settings> =>
   around({ ...initial, metricsAddress: Option.none(), otlpEndpoint: Option.none() }, {

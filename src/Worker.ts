@@ -51,7 +51,12 @@ const run = (port: MessagePort, data: WorkerData) =>
     const metrics = MetricsLive.make(yield* Effect.context<never>())
     const app = Layer.mergeAll(announce(link), reloads(link)).pipe(
       Layer.provideMerge(
-        TcpProxy.layerWorker(config, link.service, data.clientTable, { metrics: Layer.succeed(Metrics, metrics) })
+        TcpProxy.layerWorker(
+          config,
+          link.service,
+          { buffer: data.clientTable, threads: data.workers, thread: data.index },
+          { metrics: Layer.succeed(Metrics, metrics) }
+        )
       ),
       Layer.provide(Layer.succeed(DrainCut, link.cut)),
       Layer.provide(Logging.layerFor(data.index)),

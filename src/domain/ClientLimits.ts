@@ -46,8 +46,16 @@ export interface Limits {
 export interface Options extends Limits {
   /** How many addresses the table holds at most (default 65536). */
   readonly maxEntries?: number
-  /** The table's memory, `byteLength(maxEntries)` bytes; a new zeroed buffer when not given. */
+  /** The table's memory, `byteLength(maxEntries, threads)` bytes; a new zeroed buffer when not given. */
   readonly buffer?: ArrayBuffer | SharedArrayBuffer
+  /**
+   * How many threads share the table (0: it is not shared); each entry then
+   * also counts each thread's open connections, so that what a thread that
+   * died had open can be released (`releaseThread`).
+   */
+  readonly threads?: number
+  /** Which of them counts through this handle, 1 to `threads`. */
+  readonly thread?: number
 }
 
 /** Whether a new connection may go ahead, and if not, which limit refused it. */
@@ -67,6 +75,8 @@ export interface ClientLimits {
   readonly update: (limits: Limits) => void
   /** How many addresses the table holds now (at most `maxEntries`). */
   readonly tracked: () => number
+  /** Releases every connection thread `thread` had open (it is gone); a table that is not shared has none. */
+  readonly releaseThread: (thread: number) => void
 }
 
 /** The default capacity. */
@@ -82,7 +92,8 @@ const countAt = 2
 const activeAt = 3
 const handAt = 4
 const lockAt = 5
-const fieldInts = 6
+/** Ints per slot before the per-thread counts. */
+const fixedInts = 6
 const wordsField = 1
 const openField = 5
 const used = 1
@@ -97,8 +108,8 @@ const slack = 1e-9
 const slotsFor = (maxEntries: number): number => 2 ** Math.ceil(Math.log2(2 * maxEntries))
 
 /** The bytes a table of `maxEntries` addresses takes, for a `buffer` to share. */
-export const byteLength = (maxEntries: number = defaultMaxEntries): number =>
-  4 * headerInts + (4 * fieldInts + 8 * fieldFloats) * slotsFor(maxEntries)
+export const byteLength = (maxEntries: number = defaultMaxEntries, threads = 0): number =>
+  4 * headerInts + (4 * (fixedInts + threads) + 8 * fieldFloats) * slotsFor(maxEntries)
 
 /** murmur3's 32-bit mix of the four words, keyed by the table's random seed. */
 const hashWords = (words: Cidr.Words, seed: number): number => {
@@ -128,9 +139,13 @@ export const make = (options: Options): ClientLimits => {
   }
   const slots = slotsFor(maxEntries)
   const mask = slots - 1
-  const buffer = options.buffer ?? new ArrayBuffer(byteLength(maxEntries))
-  if (buffer.byteLength !== byteLength(maxEntries)) {
-    throw new RangeError(`the buffer must be ${byteLength(maxEntries)} bytes, got ${buffer.byteLength}`)
+  const threads = options.threads ?? 0
+  const fieldInts = fixedInts + threads
+  /** Where this thread's count is in a slot (past the end when the table is not shared). */
+  const threadField = fixedInts + (options.thread ?? 1) - 1
+  const buffer = options.buffer ?? new ArrayBuffer(byteLength(maxEntries, threads))
+  if (buffer.byteLength !== byteLength(maxEntries, threads)) {
+    throw new RangeError(`the buffer must be ${byteLength(maxEntries, threads)} bytes, got ${buffer.byteLength}`)
   }
   const ints = new Int32Array(buffer, 0, headerInts + fieldInts * slots)
   const floats = new Float64Array(buffer, 4 * (headerInts + fieldInts * slots), fieldFloats * slots)
@@ -275,6 +290,7 @@ export const make = (options: Options): ClientLimits => {
     const at = base(slot) + openField
     if (int(at) === 0) ints[activeAt] = int(activeAt) + 1
     ints[at] = int(at) + 1
+    if (threads > 0) ints[base(slot) + threadField] = int(base(slot) + threadField) + 1
     if (limits.rate !== undefined) {
       const when = fieldFloats * slot + spentWhenField
       floats[fieldFloats * slot + spentField] = spent(slot, nowMs) + 1
@@ -288,11 +304,35 @@ export const make = (options: Options): ClientLimits => {
     if (words === undefined) return
     const slot = find(words, Number.NEGATIVE_INFINITY)
     if (slot < 0 || open(slot) === 0) return
+    if (threads > 0) {
+      if (int(base(slot) + threadField) === 0) return
+      ints[base(slot) + threadField] = int(base(slot) + threadField) - 1
+    }
+    close(slot, 1)
+  }
+
+  /** Counts `count` of a slot's connections as closed; an entry with none left and no rate to keep goes. */
+  const close = (slot: number, count: number): boolean => {
     const at = base(slot) + openField
-    ints[at] = int(at) - 1
-    if (int(at) > 0) return
+    ints[at] = Math.max(0, int(at) - count)
+    if (int(at) > 0) return false
     ints[activeAt] = int(activeAt) - 1
-    if (limits.rate === undefined) remove(slot)
+    if (limits.rate !== undefined) return false
+    remove(slot)
+    return true
+  }
+
+  const releaseThread = (thread: number): void => {
+    if (threads === 0 || !(thread >= 1 && thread <= threads)) return
+    const field = fixedInts + thread - 1
+    for (let slot = 0; slot < slots; slot++) {
+      // A removal shifts a later entry into this slot: look at it again.
+      while (isUsed(slot) && int(base(slot) + field) > 0) {
+        const count = int(base(slot) + field)
+        ints[base(slot) + field] = 0
+        if (!close(slot, count)) break
+      }
+    }
   }
 
   return {
@@ -301,6 +341,7 @@ export const make = (options: Options): ClientLimits => {
     update: (next) => {
       limits = { maxPerIp: next.maxPerIp, rate: next.rate }
     },
-    tracked: () => locked(() => int(countAt))
+    tracked: () => locked(() => int(countAt)),
+    releaseThread: (thread) => locked(() => releaseThread(thread))
   }
 }

@@ -202,7 +202,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       limits = limitsOf(config)
       if (limits.guard?.perIp) {
         if (clientLimits === undefined) {
-          clientLimits = ClientLimits.make({ ...clientLimitsOf(config), ...(sharedTable === undefined ? {} : { buffer: sharedTable }) })
+          clientLimits = ClientLimits.make({ ...clientLimitsOf(config), ...sharedTable })
         }
         else clientLimits.update(clientLimitsOf(config))
       } else clientLimits?.update(clientLimitsOf(config))

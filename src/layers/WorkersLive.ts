@@ -30,7 +30,7 @@ import type { Pool } from "../services/Pool.ts"
 import { Routes } from "../services/Routes.ts"
 import { Settings } from "../services/Settings.ts"
 import { DrainCut, Draining } from "../services/Shutdown.ts"
-import { type MemberState, type ToControl, type ToWorker, WorkerError, Workers, WorkersHandle } from "../services/Workers.ts"
+import { type MemberState, type ToControl, type ToWorker, type WorkerData, WorkerError, Workers, WorkersHandle } from "../services/Workers.ts"
 import { checkDescriptors } from "./ListenerLive.ts"
 
 /** How the workers are started. */
@@ -94,8 +94,8 @@ export const layer = (
       let stopping = false
 
       // The per-IP table every worker counts in, made (seeded) before any worker starts.
-      const clientTable = new SharedArrayBuffer(ClientLimits.byteLength())
-      ClientLimits.make({ maxPerIp: undefined, rate: undefined, buffer: clientTable })
+      const clientTable = new SharedArrayBuffer(ClientLimits.byteLength(ClientLimits.defaultMaxEntries, options.count))
+      const clientLimits = ClientLimits.make({ maxPerIp: undefined, rate: undefined, buffer: clientTable, threads: options.count })
 
       const slots: Array<Slot> = Array.from({ length: options.count }, (_, i) => ({
         index: i + 1,
@@ -183,12 +183,13 @@ export const layer = (
         }
       }
 
-      /** What is left of a worker that exited: its open connections no longer count; its counters stay. */
+      /** What is left of a worker that exited: its open connections no longer count (per IP too); its counters stay. */
       const forget = (slot: Slot) => {
         slot.worker = undefined
         slot.listening = false
         metrics.absorb(slot.index, undefined)
         for (const pool of pools.values()) pool.registry.countRemote(slot.index, undefined)
+        clientLimits.releaseThread(slot.index)
       }
 
       /** Starts a thread in `slot`, listening on `listen`; completes once it listens (or fails to). */
@@ -199,7 +200,13 @@ export const layer = (
           const started = Deferred.makeUnsafe<Address.HostPort, WorkerError>()
           const exited = Deferred.makeUnsafe<void>()
           const worker = new Worker(options.entry, {
-            workerData: { index: slot.index, config: ConfigCodec.encode({ ...config, listen }), pools: members, clientTable }
+            workerData: {
+              index: slot.index,
+              config: ConfigCodec.encode({ ...config, listen }),
+              pools: members,
+              clientTable,
+              workers: options.count
+            } satisfies WorkerData
           })
           Object.assign(slot, {
             worker,

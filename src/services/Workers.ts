@@ -72,6 +72,8 @@ export interface WorkerData {
   readonly pools: ReadonlyArray<readonly [pool: string, members: ReadonlyArray<MemberState>]>
   /** The per-IP limits' table, shared by every worker. */
   readonly clientTable: SharedArrayBuffer
+  /** How many workers share it. */
+  readonly workers: number
 }
 
 /** A worker that could not be started or stopped running. */
@@ -89,9 +91,12 @@ export class WorkerError extends Data.TaggedError("WorkerError")<{
  * it: every worker counts its clients' connections in the same table, so the
  * limits hold for the whole proxy. Absent in a single process.
  */
-export class SharedClientTable extends Context.Service<SharedClientTable, SharedArrayBuffer>()(
-  "effect-tcp-proxy/SharedClientTable"
-) {}
+export class SharedClientTable extends Context.Service<SharedClientTable, {
+  readonly buffer: SharedArrayBuffer
+  /** How many threads share it, and which one this is (1 to `threads`). */
+  readonly threads: number
+  readonly thread: number
+}>()("effect-tcp-proxy/SharedClientTable") {}
 
 /** The control part's view of its workers. */
 export class Workers extends Context.Service<Workers, {

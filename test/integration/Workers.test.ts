@@ -179,7 +179,10 @@ describe("--workers 2", () => {
       const backend = yield* echoServer()
       const dir = yield* scratch
       writeFileSync(join(dir, "token"), token)
-      const { admin, cli, port } = yield* proxyWith(["--admin-token-file", join(dir, "token"), backend.address])
+      // Every connection slot of the one client address taken: the cut connections must give theirs back.
+      const { admin, cli, port } = yield* proxyWith([
+        "--admin-token-file", join(dir, "token"), "--max-connections-per-ip", "12", backend.address
+      ])
       const sockets: Array<Net.Socket> = []
       for (let i = 0; i < 12; i++) sockets.push(yield* held(port))
       // Open connections are counted over the workers, in /metrics and in /backends.
@@ -199,7 +202,7 @@ describe("--workers 2", () => {
       yield* metricIs(admin, "tcp_proxy_workers", 2)
       // The cut connections no longer count; the connections made so far still do.
       yield* metricIs(admin, "tcp_proxy_connections_active", relaying.filter(Boolean).length)
-      // The listen address accepts throughout, and the replacement serves.
+      // The listen address accepts throughout, the replacement serves, and the cut connections' per-IP places are free.
       for (let i = 0; i < 20; i++) assert.strictEqual((yield* exchange(port, `n${i}`)).data.toString(), `n${i}`)
       const unknown = yield* Effect.promise(() =>
         fetch(`http://127.0.0.1:${admin}/workers/9/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })

@@ -311,3 +311,25 @@ describe("ClientLimits: against a reference model", () => {
 
   it("agrees with a plain Map without a rate, entries removed at their last release", () => check(undefined))
 })
+
+describe("ClientLimits shared by threads", () => {
+  it("threads count in one table, and what a thread that died had open is released", () => {
+    const buffer = new SharedArrayBuffer(ClientLimits.byteLength(1024, 2))
+    const options = { maxPerIp: 3, rate: undefined, maxEntries: 1024, buffer, threads: 2 }
+    const first = ClientLimits.make({ ...options, thread: 1 })
+    const second = ClientLimits.make({ ...options, thread: 2 })
+    assert.deepStrictEqual(admitMany(first, "10.0.0.1", 2), ["ok", "ok"])
+    assert.deepStrictEqual(admitMany(second, "10.0.0.1", 2), ["ok", "per_ip_limit"])
+    // 200 more addresses, one connection each from thread 2, some of them closed again.
+    for (let n = 0; n < 200; n++) assert.strictEqual(second.admit(addressOf(n), 0), "ok")
+    for (let n = 0; n < 200; n += 2) second.release(addressOf(n))
+    assert.strictEqual(first.tracked(), 101)
+    // A release by a thread that holds none of the address's connections changes nothing.
+    first.release(addressOf(1))
+    assert.strictEqual(second.tracked(), 101)
+    // Thread 2 dies: its connections are released, thread 1's stay.
+    first.releaseThread(2)
+    assert.strictEqual(first.tracked(), 1)
+    assert.deepStrictEqual(admitMany(first, "10.0.0.1", 2), ["ok", "per_ip_limit"])
+  })
+})
