@@ -7,6 +7,8 @@
  *
  * @since 0.1.0
  */
+// First: V8 settings that must be in force before anything else is loaded.
+import "./cli/Heap.ts"
 import { readFileSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
