@@ -48,7 +48,8 @@ const usage = `usage: npm run bench -- [options]
   --duration S       seconds per measurement                  (default 5)
   --warmup S         seconds of unmeasured warm-up per contender (default 1)
   --only LIST        workloads among rr,churn,bulk,idle,latency (default all)
-  --contenders LIST  among direct,pipe,effect,effect-info,effect-guarded,haproxy,nginx (default all)
+  --contenders LIST  among direct,pipe,pipe-2,effect,effect-info,effect-guarded,effect-workers2,
+                     effect-workers-auto,haproxy,haproxy-2,nginx,nginx-2 (default all)
   --connections N    wrk keep-alive connections               (default 64)
   --idle-conns N     idle connections held open (a proxy needs 2N file
                      descriptors; the bench raises ulimit -n to the hard limit) (default 5000)
@@ -352,6 +353,7 @@ const has = (tool: string): boolean => spawnSync("sh", ["-c", `command -v ${tool
 const contenderIds = [
   "direct",
   "pipe",
+  "pipe-2",
   "effect",
   "effect-info",
   "effect-guarded",
@@ -380,6 +382,7 @@ const guardFlags = [
 const labels: Record<string, string> = {
   direct: "direct (no proxy)",
   pipe: "node:net pipe proxy",
+  "pipe-2": "node:net pipe proxy, 2 threads (reusePort)",
   effect: "effect-tcp-proxy --log-level warn",
   "effect-info": "effect-tcp-proxy --log-level info",
   "effect-guarded": "effect-tcp-proxy --log-level warn, 1,000-range --allow, per-IP limits",
@@ -430,13 +433,14 @@ const startContender = async (
   let probePort: number | undefined
   switch (id) {
     case "pipe":
+    case "pipe-2":
     case "effect":
     case "effect-info":
     case "effect-guarded":
     case "effect-workers2":
     case "effect-workers-auto": {
-      const [script, args] = id === "pipe"
-        ? [Path.join(benchDir, "pipe-proxy.ts"), [String(port), String(target)]]
+      const [script, args] = id === "pipe" || id === "pipe-2"
+        ? [Path.join(benchDir, "pipe-proxy.ts"), [String(port), String(target), id === "pipe-2" ? "2" : "1"]]
         : [Path.join(ctx.app, "dist", "Main.js"), [
           "--laddr",
           `127.0.0.1:${port}`,
@@ -1218,7 +1222,7 @@ const main = async () => {
   Fs.writeFileSync(Path.join(out, "meta.json"), JSON.stringify({ options, machine: info }, null, 2))
   log(`results in ${Path.relative(root, out)}; commit ${info.commit}; ${info.nproc} CPU(s) ${info.cpu}, Node ${info.node}, load ${info.loadavg.map((l) => l.toFixed(2)).join(" ")}`)
 
-  const available = ["direct", "pipe", "effect", "effect-info", "effect-guarded", "effect-workers2", "effect-workers-auto"]
+  const available = ["direct", "pipe", "pipe-2", "effect", "effect-info", "effect-guarded", "effect-workers2", "effect-workers-auto"]
   if (has("haproxy")) available.push("haproxy", "haproxy-2")
   else notes.push("HAProxy skipped: apt-get install haproxy")
   if (stream !== false) available.push("nginx", "nginx-2")

@@ -106,6 +106,12 @@ describe("--workers 2", () => {
       yield* metricIs(admin, "tcp_proxy_frontend_bytes_received_total", [...Array(count).keys()].reduce((n, i) => n + `m${i}`.length, 0))
       const text = yield* get(admin, "/metrics")
       assert.match(text, new RegExp(`tcp_proxy_connection_duration_seconds_count ${count}\\b`))
+      // The dashboard's data too: its rates over the samples add up to every connection.
+      yield* eventually("the dashboard to count every connection", Effect.map(get(admin, "/stats"), (text) => {
+        const stats = JSON.parse(text) as { interval: number; totals: { connections: ReadonlyArray<number | null> } }
+        const counted = stats.totals.connections.reduce<number>((sum, rate) => sum + (rate ?? 0) * stats.interval / 1000, 0)
+        return Math.round(counted) === count ? Option.some(counted) : Option.none()
+      }))
       // The SIGUSR1 snapshot too.
       cli.child.kill("SIGUSR1")
       yield* until("the snapshot", () => cli.stdout().includes("tcp_proxy_connections_total"))
