@@ -256,12 +256,16 @@ export const layer = (
         yield* Effect.forEach(others, (slot) => spawn(slot, listen), { concurrency: "unbounded", discard: true })
         return bound
       })
-      // When one cannot start, none stays.
-      const bound = yield* Effect.onError(start, () =>
-        Effect.promise(() => {
-          stopping = true
-          return Promise.all(slots.map((slot) => slot.worker?.terminate()))
-        }))
+      // When one cannot start, none stays, and the proxy says why as a single process would.
+      const bound = yield* start.pipe(
+        Effect.onError(() =>
+          Effect.promise(() => {
+            stopping = true
+            return Promise.all(slots.map((slot) => slot.worker?.terminate()))
+          })
+        ),
+        Effect.mapError((error) => new WorkerError({ worker: undefined, reason: error.reason }))
+      )
       yield* Effect.logInfo(`listening on ${Address.format(bound.host, bound.port)}`).pipe(
         Effect.annotateLogs({ workers: options.count })
       )

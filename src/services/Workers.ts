@@ -76,13 +76,16 @@ export interface WorkerData {
   readonly workers: number
 }
 
-/** A worker that could not be started or stopped running. */
+/**
+ * A worker that could not be started or stopped running. At start (no
+ * `worker`) the reason is the proxy's: what a single process would say.
+ */
 export class WorkerError extends Data.TaggedError("WorkerError")<{
-  readonly worker: number
+  readonly worker: number | undefined
   readonly reason: string
 }> {
   override get message(): string {
-    return `worker ${this.worker}: ${this.reason}`
+    return this.worker === undefined ? this.reason : `worker ${this.worker}: ${this.reason}`
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { type CliProcess, listeningPort, spawnCli } from "./cli.ts"
+import { type CliProcess, listeningPort, runCli, spawnCli } from "./cli.ts"
 import { connect, deadPort, echoServer, eventually, exchange, readAtLeast, until } from "./helpers.ts"
 
 const token = "workers-token-0123456789"
@@ -270,4 +270,12 @@ describe("--workers 2", () => {
         500
       )
     }), { timeout: 60_000 })
+
+  it.live("an address in use: one line, as a single process says it, and exit 1", () =>
+    Effect.gen(function*() {
+      const taken = yield* echoServer()
+      const result = yield* runCli(["--workers", "2", "--laddr", taken.address, "127.0.0.1:1"])
+      assert.strictEqual(result.code, 1)
+      assert.strictEqual(result.stderr, `tcp-proxy: cannot listen on ${taken.address}: address already in use\n`)
+    }), { timeout: 30_000 })
 })
