@@ -170,14 +170,36 @@ describe("--workers 2", () => {
     Effect.gen(function*() {
       const backend = yield* echoServer()
       const { cli, port } = yield* proxyWith(["--log-level", "info", "--grace", "30s", backend.address])
+      // Enough connections that both workers hold some (all on one: a chance of 2 in 2^20).
       const sockets: Array<Net.Socket> = []
-      for (let i = 0; i < 12; i++) sockets.push(yield* held(port))
+      for (let i = 0; i < 21; i++) sockets.push(yield* held(port))
       cli.child.kill("SIGTERM")
       yield* until("the drain to begin in both workers", () => lines(cli, /draining \d+ connection/).length === 2)
       for (const socket of sockets) assert.isTrue(yield* stillRelays(socket, "still here"))
       for (const socket of sockets) socket.end()
       assert.strictEqual(yield* cli.exit, 0)
       assert.deepStrictEqual([...new Set(workersOfClosed(cli))].sort(), ["1", "2"])
+    }), { timeout: 60_000 })
+
+  it.live("a second SIGTERM cuts the drain in every worker: held connections are reset, exit 0", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const { cli, port } = yield* proxyWith(["--grace", "1h", backend.address])
+      const sockets: Array<Net.Socket> = []
+      for (let i = 0; i < 12; i++) sockets.push(yield* held(port))
+      // Watched from now on: how each connection ends.
+      const ended = sockets.map((socket) =>
+        new Promise<string>((resolve) => {
+          socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"))
+          socket.once("end", () => resolve("end"))
+          socket.resume()
+        })
+      )
+      cli.child.kill("SIGTERM")
+      yield* until("the drain to begin", () => lines(cli, /draining \d+ connection/).length > 0)
+      cli.child.kill("SIGTERM")
+      assert.strictEqual(yield* cli.exit, 0)
+      assert.deepStrictEqual([...new Set(yield* Effect.promise(() => Promise.all(ended)))], ["ECONNRESET"])
     }), { timeout: 60_000 })
 
   it.live("a worker ended through the admin API is replaced, and the other worker's clients keep relaying", () =>
