@@ -209,15 +209,16 @@ describe("--workers 2", () => {
       writeFileSync(join(dir, "token"), token)
       // Every connection slot of the one client address taken: the cut connections must give theirs back.
       const { admin, cli, port } = yield* proxyWith([
-        "--admin-token-file", join(dir, "token"), "--max-connections-per-ip", "12", backend.address
+        "--admin-token-file", join(dir, "token"), "--max-connections-per-ip", "20", backend.address
       ])
+      // Enough connections that both workers hold some (all on one: a chance of 2 in 2^20).
       const sockets: Array<Net.Socket> = []
-      for (let i = 0; i < 12; i++) sockets.push(yield* held(port))
+      for (let i = 0; i < 20; i++) sockets.push(yield* held(port))
       // Open connections are counted over the workers, in /metrics and in /backends.
-      yield* metricIs(admin, "tcp_proxy_connections_active", 12)
-      yield* metricIs(admin, `tcp_proxy_backend_connections_active{backend="${backend.address}"}`, 12)
+      yield* metricIs(admin, "tcp_proxy_connections_active", 20)
+      yield* metricIs(admin, `tcp_proxy_backend_connections_active{backend="${backend.address}"}`, 20)
       const listed = JSON.parse(yield* get(admin, "/backends")) as { backends: Array<{ activeConnections: number }> }
-      assert.strictEqual(listed.backends[0]?.activeConnections, 12)
+      assert.strictEqual(listed.backends[0]?.activeConnections, 20)
       const answer = yield* Effect.promise(() =>
         fetch(`http://127.0.0.1:${admin}/workers/1/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
       )
