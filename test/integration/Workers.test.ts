@@ -23,6 +23,19 @@ const scratch = Effect.acquireRelease(
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )
 
+/** A scratch directory holding the write API's token file; its path. */
+const tokenFile = Effect.map(scratch, (dir) => {
+  writeFileSync(join(dir, "token"), token)
+  return join(dir, "token")
+})
+
+/** `POST /workers/N/restart` with the token; the answer's status. */
+const restart = (admin: number, worker: number) =>
+  Effect.promise(() =>
+    fetch(`http://127.0.0.1:${admin}/workers/${worker}/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
+      .then((answer) => answer.status)
+  )
+
 /** The CLI with two workers and an admin endpoint; its data port and admin port. */
 const proxyWith = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
@@ -124,12 +137,17 @@ describe("--workers 2", () => {
       const backend = yield* echoServer()
       const { admin, port } = yield* proxyWith(["--max-connections-per-ip", "3", backend.address])
       const results: Array<"served" | "refused"> = []
-      const sockets: Array<Net.Socket> = []
       for (let i = 0; i < 10; i++) {
         const socket = yield* connect(port)
-        sockets.push(socket)
-        socket.once("data", () => results.push("served"))
-        socket.once("close", () => results.length < 10 && !socket.bytesRead && results.push("refused"))
+        // Served: the echo comes back; refused: the proxy ends the connection (a FIN, or a reset).
+        let decided = false
+        const decide = (result: "served" | "refused") => {
+          if (!decided) results.push(result)
+          decided = true
+        }
+        socket.on("error", () => decide("refused"))
+        socket.once("data", () => decide("served"))
+        socket.once("end", () => decide("refused"))
         socket.write("x")
       }
       yield* until("every connection served or refused", () => results.length === 10)
@@ -205,11 +223,9 @@ describe("--workers 2", () => {
   it.live("a worker ended through the admin API is replaced, and the other worker's clients keep relaying", () =>
     Effect.gen(function*() {
       const backend = yield* echoServer()
-      const dir = yield* scratch
-      writeFileSync(join(dir, "token"), token)
       // Every connection slot of the one client address taken: the cut connections must give theirs back.
       const { admin, cli, port } = yield* proxyWith([
-        "--admin-token-file", join(dir, "token"), "--max-connections-per-ip", "20", backend.address
+        "--admin-token-file", yield* tokenFile, "--max-connections-per-ip", "20", backend.address
       ])
       // Enough connections that both workers hold some (all on one: a chance of 2 in 2^20).
       const sockets: Array<Net.Socket> = []
@@ -219,10 +235,7 @@ describe("--workers 2", () => {
       yield* metricIs(admin, `tcp_proxy_backend_connections_active{backend="${backend.address}"}`, 20)
       const listed = JSON.parse(yield* get(admin, "/backends")) as { backends: Array<{ activeConnections: number }> }
       assert.strictEqual(listed.backends[0]?.activeConnections, 20)
-      const answer = yield* Effect.promise(() =>
-        fetch(`http://127.0.0.1:${admin}/workers/1/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
-      )
-      assert.strictEqual(answer.status, 200)
+      assert.strictEqual(yield* restart(admin, 1), 200)
       yield* until("the exit logged", () => lines(cli, /level=ERROR .*worker 1 exited: restarted through the admin API/).length === 1)
       // Worker 1's clients were cut; worker 2's relay on.
       const relaying = yield* Effect.forEach(sockets, (socket, i) => stillRelays(socket, `after ${i}`))
@@ -233,10 +246,7 @@ describe("--workers 2", () => {
       yield* metricIs(admin, "tcp_proxy_connections_active", relaying.filter(Boolean).length)
       // The listen address accepts throughout, the replacement serves, and the cut connections' per-IP places are free.
       for (let i = 0; i < 20; i++) assert.strictEqual((yield* exchange(port, `n${i}`)).data.toString(), `n${i}`)
-      const unknown = yield* Effect.promise(() =>
-        fetch(`http://127.0.0.1:${admin}/workers/9/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
-      )
-      assert.strictEqual(unknown.status, 404)
+      assert.strictEqual(yield* restart(admin, 9), 404)
     }), { timeout: 60_000 })
 
   it.live("SIGHUP reloads every worker, and no connection is dropped", () =>
@@ -269,19 +279,16 @@ describe("--workers 2", () => {
     Effect.gen(function*() {
       const backend = yield* echoServer()
       const dir = yield* scratch
-      writeFileSync(join(dir, "token"), token)
       const cert = join(dir, "cert.pem")
       const key = join(dir, "key.pem")
       copyFileSync(fixture("default.pem"), cert)
       copyFileSync(fixture("default.key"), key)
       const { admin, cli } = yield* proxyWith([
-        "--admin-token-file", join(dir, "token"), "--tls-cert", cert, "--tls-key", key, backend.address
+        "--admin-token-file", yield* tokenFile, "--tls-cert", cert, "--tls-key", key, backend.address
       ])
       // Its certificate gone, a new worker cannot start.
       renameSync(key, `${key}.away`)
-      yield* Effect.promise(() =>
-        fetch(`http://127.0.0.1:${admin}/workers/1/restart`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
-      )
+      assert.strictEqual(yield* restart(admin, 1), 200)
       yield* until("two pauses", () => lines(cli, /worker 1 keeps failing: it is replaced in 2s/).length === 1, 500)
       assert.strictEqual(lines(cli, /worker 1 keeps failing: it is replaced in 1s/).length, 1)
       assert.isAtLeast(lines(cli, /level=ERROR .*worker 1 exited: .*key\.pem/).length, 2)
