@@ -12,13 +12,27 @@
  * Every process it starts is in its own process group and is stopped at the
  * end, on failure and on Ctrl-C.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
+import {
+  children,
+  cpuSeconds,
+  fdCount,
+  has,
+  log,
+  nextPort,
+  type Proc,
+  rssKiB,
+  sleep,
+  start as startProcess,
+  type StartOptions,
+  stop
+} from "./system.ts"
 import { formatCpuSummary, formatHeapDiff, setSourceRoot, summariseCpuProfile } from "./profile.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
@@ -130,102 +144,16 @@ function fail(message: string): never {
   process.exit(2)
 }
 
-const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
 
 // ---------------------------------------------------------------- processes
 
-interface Proc {
-  readonly name: string
-  readonly pid: number
-  readonly child: ChildProcess
-  readonly exited: Promise<number | null>
-  done: boolean
-}
-
-const running = new Set<Proc>()
-
-/** Raises the open-file limit for the child (5,000 idle connections need 10,000 descriptors in a proxy). */
-const ULIMIT = "ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""
-
-/**
- * Starts `command args` through bash (for the ulimit) in its own process
- * group; stderr (and stdout unless piped) append to `logFile`.
- */
+/** Starts a process in the repository (unless `cwd` says otherwise); its output appends to `logFile`. */
 const start = (
   name: string,
   command: string,
   args: ReadonlyArray<string>,
-  options: { readonly logFile: string; readonly cwd?: string; readonly env?: NodeJS.ProcessEnv; readonly pipe?: boolean }
-): Proc => {
-  const fd = Fs.openSync(options.logFile, "a")
-  const child = spawn("bash", ["-c", ULIMIT, command, ...args], {
-    cwd: options.cwd ?? root,
-    env: options.env ?? process.env,
-    detached: true,
-    stdio: options.pipe === true ? ["pipe", "pipe", fd] : ["ignore", fd, fd]
-  })
-  Fs.closeSync(fd)
-  if (child.pid === undefined) throw new Error(`cannot start ${name}`)
-  const proc: Proc = {
-    name,
-    pid: child.pid,
-    child,
-    done: false,
-    exited: new Promise((resolve) => {
-      child.on("exit", (code) => {
-        proc.done = true
-        running.delete(proc)
-        resolve(code)
-      })
-      child.on("error", () => {
-        proc.done = true
-        running.delete(proc)
-        resolve(null)
-      })
-    })
-  }
-  running.add(proc)
-  return proc
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-/** SIGTERM to the process group, SIGKILL after `graceMs`; resolves when it has exited. */
-const stop = async (proc: Proc, graceMs = 15_000): Promise<void> => {
-  if (proc.done) return
-  try {
-    process.kill(-proc.pid, "SIGTERM")
-  } catch {
-    // already gone
-  }
-  const timedOut = await Promise.race([proc.exited.then(() => false), sleep(graceMs).then(() => true)])
-  if (timedOut && !proc.done) {
-    try {
-      process.kill(-proc.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-    await proc.exited
-  }
-}
-
-const killAll = () => {
-  for (const proc of running) {
-    try {
-      process.kill(-proc.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on("exit", killAll)
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`${signal}: stopping everything`)
-    killAll()
-    process.exit(130)
-  })
-}
+  options: Omit<StartOptions, "stdout" | "cwd"> & { readonly logFile: string; readonly cwd?: string }
+): Proc => startProcess(name, command, args, { ...options, stdout: options.logFile, cwd: options.cwd ?? root })
 
 /** Runs a command to its end (killed after `timeoutMs`), returning its stdout. */
 const run = async (
@@ -269,53 +197,7 @@ const waitPort = async (port: number, proc?: Proc, timeoutMs = 20_000): Promise<
   }
 }
 
-/**
- * A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so no
- * outgoing connection of a churn run can be holding it by the time it is
- * bound), checked by binding it, and never handed out twice in a run.
- */
-const used = new Set<number>()
-const ephemeralLow = (() => {
-  try {
-    return Number(Fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768
-  } catch {
-    return 32768
-  }
-})()
-const nextPort = async (): Promise<number> => {
-  const low = 10_000
-  const high = Math.max(low + 1000, ephemeralLow)
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = low + Math.floor(Math.random() * (high - low))
-    if (used.has(port)) continue
-    const free = await new Promise<boolean>((resolve) => {
-      const server = Net.createServer()
-      server.once("error", () => resolve(false))
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
-    })
-    if (free) {
-      used.add(port)
-      return port
-    }
-  }
-  throw new Error("no free port found")
-}
-
 // ---------------------------------------------------------------- /proc
-
-const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100
-
-/** User + system CPU time of a process, in seconds. */
-const cpuSeconds = (pid: number): number => {
-  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks
-}
-
-const rssKiB = (pid: number): number => {
-  const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
-}
 
 /** The RSS once it stops moving (three readings 200 ms apart within 0.5%), at most ~6 s. */
 const settledRss = async (pid: number): Promise<number> => {
@@ -330,7 +212,6 @@ const settledRss = async (pid: number): Promise<number> => {
   return previous
 }
 
-const fdCount = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
 
 /** Polls until the process has closed its sockets down to `limit` open descriptors. */
 const waitFds = async (pid: number, limit: number, timeoutMs = 30_000): Promise<void> => {
@@ -338,15 +219,6 @@ const waitFds = async (pid: number, limit: number, timeoutMs = 30_000): Promise<
   while (fdCount(pid) > limit && Date.now() < deadline) await sleep(100)
 }
 
-const children = (pid: number): Array<number> => {
-  try {
-    return Fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
-}
-
-const has = (tool: string): boolean => spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0
 
 // ---------------------------------------------------------------- contenders
 
@@ -1346,12 +1218,10 @@ const main = async () => {
 
 main().then(
   () => {
-    killAll()
     process.exit(0)
   },
   (error: unknown) => {
     log(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
-    killAll()
     process.exit(1)
   }
 )

@@ -17,7 +17,7 @@
  * Every process it starts is in its own process group and is stopped at the
  * end, on failure and on Ctrl-C.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
@@ -25,6 +25,19 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Failure, Load } from "./soak-load.ts"
+import {
+  cpuSeconds,
+  fdCount,
+  log,
+  nextPort,
+  type Proc,
+  rssKiB,
+  signalGroup,
+  sleep,
+  start as startProcess,
+  type StartOptions,
+  stop
+} from "./system.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
 const root = Path.dirname(benchDir)
@@ -139,105 +152,14 @@ function fail(message: string): never {
   process.exit(2)
 }
 
-const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
 
 // ---------------------------------------------------------------- processes
 
-interface Proc {
-  readonly name: string
-  readonly pid: number
-  readonly child: ChildProcess
-  readonly exited: Promise<number | null>
-  done: boolean
-  code: number | null
-  signal: NodeJS.Signals | null
-}
+/** Starts a process in the repository, its output appended to the files. */
+const start = (name: string, command: string, args: ReadonlyArray<string>, options: Omit<StartOptions, "cwd">): Proc =>
+  startProcess(name, command, args, { ...options, cwd: root })
 
-const running = new Set<Proc>()
-
-/** Raises the open-file limit for the child, then becomes it (`exec`), so its pid is the process's own. */
-const ULIMIT = "ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""
-
-/** Starts `command args` through bash (for the ulimit) in its own process group; output appends to the files. */
-const start = (
-  name: string,
-  command: string,
-  args: ReadonlyArray<string>,
-  options: { readonly stdout: string; readonly stderr?: string; readonly env?: NodeJS.ProcessEnv }
-): Proc => {
-  const out = Fs.openSync(options.stdout, "a")
-  const err = options.stderr === undefined ? out : Fs.openSync(options.stderr, "a")
-  const child = spawn("bash", ["-c", ULIMIT, command, ...args], {
-    cwd: root,
-    env: options.env ?? process.env,
-    detached: true,
-    stdio: ["ignore", out, err]
-  })
-  Fs.closeSync(out)
-  if (err !== out) Fs.closeSync(err)
-  if (child.pid === undefined) throw new Error(`cannot start ${name}`)
-  const proc: Proc = {
-    name,
-    pid: child.pid,
-    child,
-    done: false,
-    code: null,
-    signal: null,
-    exited: new Promise((resolve) => {
-      child.on("exit", (code, signal) => {
-        proc.done = true
-        proc.code = code
-        proc.signal = signal
-        running.delete(proc)
-        resolve(code)
-      })
-      child.on("error", () => {
-        proc.done = true
-        running.delete(proc)
-        resolve(null)
-      })
-    })
-  }
-  running.add(proc)
-  return proc
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()))
-
-const signalGroup = (proc: Proc, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-proc.pid, signal)
-  } catch {
-    // already gone
-  }
-}
-
-/** SIGTERM to the process group, SIGKILL after `graceMs`; resolves when it has exited, with how long it took. */
-const stop = async (proc: Proc, graceMs = 15_000): Promise<{ readonly ms: number; readonly killed: boolean }> => {
-  const begin = Date.now()
-  if (proc.done) return { ms: 0, killed: false }
-  signalGroup(proc, "SIGTERM")
-  const timedOut = await Promise.race([proc.exited.then(() => false), sleep(graceMs).then(() => true)])
-  if (timedOut && !proc.done) {
-    signalGroup(proc, "SIGKILL")
-    await proc.exited
-    return { ms: Date.now() - begin, killed: true }
-  }
-  return { ms: Date.now() - begin, killed: false }
-}
-
-const killAll = () => {
-  for (const proc of running) signalGroup(proc, "SIGKILL")
-}
-process.on("exit", killAll)
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`${signal}: stopping everything`)
-    killAll()
-    process.exit(130)
-  })
-}
 
 /** Polls TCP connects to 127.0.0.1:port until one succeeds (only for ports that are not the proxy's). */
 const waitPort = async (port: number, proc: Proc, timeoutMs = 20_000): Promise<void> => {
@@ -257,50 +179,8 @@ const waitPort = async (port: number, proc: Proc, timeoutMs = 20_000): Promise<v
   }
 }
 
-/** A free TCP port on 127.0.0.1 below the ephemeral range, checked by binding it, never handed out twice. */
-const used = new Set<number>()
-const ephemeralLow = (() => {
-  try {
-    return Number(Fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768
-  } catch {
-    return 32768
-  }
-})()
-const nextPort = async (): Promise<number> => {
-  const low = 10_000
-  const high = Math.max(low + 1000, ephemeralLow)
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = low + Math.floor(Math.random() * (high - low))
-    if (used.has(port)) continue
-    const free = await new Promise<boolean>((resolve) => {
-      const server = Net.createServer()
-      server.once("error", () => resolve(false))
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
-    })
-    if (free) {
-      used.add(port)
-      return port
-    }
-  }
-  throw new Error("no free port found")
-}
-
 // ---------------------------------------------------------------- /proc and the proxy's endpoints
 
-const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100
-
-const cpuSeconds = (pid: number): number => {
-  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks
-}
-
-const rssKiB = (pid: number): number => {
-  const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
-}
-
-const fdCount = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
 
 const socketInodes = (pid: number): Set<string> => {
   const inodes = new Set<string>()
@@ -978,12 +858,10 @@ const main = async () => {
 
 main().then(
   (passed) => {
-    killAll()
     process.exit(passed ? 0 : 1)
   },
   (error: unknown) => {
     log(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
-    killAll()
     process.exit(1)
   }
 )
