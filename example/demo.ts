@@ -181,7 +181,8 @@ const main = async (): Promise<void> => {
   }
 
   if (phase !== "starting") return // a signal arrived meanwhile
-  const proxyArgs = [proxyMain, "--laddr", `:${proxyPort}`, "--health-interval", "2s"]
+  // A demo's share of connections: no warning about the open-file limit on a machine with a low one.
+  const proxyArgs = [proxyMain, "--laddr", `:${proxyPort}`, "--health-interval", "2s", "--max-connections", "1000"]
   const proxy = start("proxy", [...proxyArgs, ...backends.map(({ port }) => addressOf(port))], "pipe")
   if (!(await waitForListening(proxy))) {
     return fail(`the proxy did not start listening on :${proxyPort}; stopping the backends.`)
