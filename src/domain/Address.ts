@@ -54,9 +54,13 @@ export const parseListen = (input: string): Result.Result<ListenAddress, string>
     ? Result.map(portOf(input.slice(1), input, 0), (port) => ({ host: undefined, port }))
     : parse(input, 0)
 
-/** Formats a host and port as `HOST:PORT`, bracketing IPv6 addresses. */
+/**
+ * Formats a host and port as `HOST:PORT`, bracketing IPv6 addresses (the
+ * only hosts with a colon: it runs for every logged connection, so no
+ * address parsing).
+ */
 export const format = (host: string | undefined, port: number): string =>
-  host === undefined ? `:${port}` : isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+  host === undefined ? `:${port}` : host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 /**
  * Treats an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address,

@@ -10,6 +10,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { constVoid } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -225,28 +226,36 @@ const core = Effect.fnUntraced(function*(dialFailed?: (address: string, reason: 
       )
     })
 
+  /** One connection's place in an entry's active count: one object, its operations on the prototype. */
+  class EntryLease implements Lease {
+    readonly backend: Entry
+    #held = true
+    #down: (() => void) | undefined = undefined
+    constructor(entry: Entry) {
+      this.backend = entry
+    }
+    release(): void {
+      if (!this.#held) return
+      this.#held = false
+      const entry = this.backend
+      if (this.#down !== undefined) entry.downs?.delete(this.#down)
+      entry.local--
+      dropIfGone(entry)
+    }
+    whenDown(callback: () => void): () => void {
+      if (!this.#held) return constVoid
+      this.#down = callback
+      const entry = this.backend
+      ;(entry.downs ??= new Set()).add(callback)
+      return () => entry.downs?.delete(callback)
+    }
+  }
+
   const acquire = (address: string): Lease | undefined => {
     const entry = entries.get(address)
     if (entry === undefined) return undefined
     entry.local++
-    let held = true
-    let down: (() => void) | undefined
-    return {
-      backend: entry,
-      release: () => {
-        if (!held) return
-        held = false
-        if (down !== undefined) entry.downs?.delete(down)
-        entry.local--
-        dropIfGone(entry)
-      },
-      whenDown: (callback) => {
-        if (!held) return () => {}
-        down = callback
-        ;(entry.downs ??= new Set()).add(callback)
-        return () => entry.downs?.delete(callback)
-      }
-    }
+    return new EntryLease(entry)
   }
 
   const setAdmin = (address: string, admin: AdminState) =>

@@ -184,6 +184,9 @@ const endingOf = (exit: Exit.Exit<void, ConnectionError>): { readonly ending: En
   return { ending: describe("shutdown"), error: undefined }
 }
 
+/** How a connection fiber ends once its exit handler has accounted for it: quietly, whatever happened. */
+const ended = { onFailure: () => undefined, onSuccess: () => undefined }
+
 /** The connection handler over the services in context; each connection reads the settings as it starts. */
 export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings | Connections | LogLimits> = Layer.effect(
   Connection,
@@ -347,10 +350,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         if (limits.keepAliveMs > 0) socket.setKeepAlive(true, limits.keepAliveMs)
         const conn = new ClientConnection(socket, limits)
         // The scope holds the backend connection (and its place in the backend's count) until the connection ends.
-        return Effect.scoped(serve(conn)).pipe(
-          Effect.onExit((exit) => finish(conn, exit)),
-          Effect.ignore
-        )
+        return Effect.matchCause(Effect.onExit(Effect.scoped(serve(conn)), (exit) => finish(conn, exit)), ended)
       }
     })
   })

@@ -104,10 +104,18 @@ export const layerFor = (worker: number | undefined): Layer.Layer<never, never, 
     if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
     writer.write((logFormat === "json" ? formatJson : formatText).log(options))
   })
+  // Connections that close together share a millisecond: its timestamp is formatted once.
+  let stampedAt = 0
+  let stamp = ""
   const accessLog = {
     write: (entry: AccessLine.AccessEntry) =>
       Effect.withFiber<void>((fiber) => {
-        const timestamp = new Date().toISOString()
+        const now = Date.now()
+        if (now !== stampedAt) {
+          stampedAt = now
+          stamp = new Date(now).toISOString()
+        }
+        const timestamp = stamp
         writer.write(logFormat === "json" ? AccessLine.json(entry, timestamp) : AccessLine.text(entry, timestamp, fiber.id))
         return Effect.void
       })

@@ -106,6 +106,7 @@ const make = Effect.gen(function*() {
     const lease = registry.acquire(candidate.address)
     if (lease === undefined) return Effect.fail(noBackend)
     const backend = lease.backend
+    const whenDown = (callback: () => void) => lease.whenDown(callback)
     const started = performance.now()
     let upstream: Upstream | undefined
     const close = Effect.sync(() => {
@@ -123,12 +124,12 @@ const make = Effect.gen(function*() {
       if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
       if (request.preamble !== undefined) connection.write(request.preamble)
       if (request.tls === undefined) {
-        return Effect.succeed(upstream = { backend, connection, socket: connection, reads, whenDown: lease.whenDown })
+        return Effect.succeed(upstream = { backend, connection, socket: connection, reads, whenDown })
       }
       return Effect.map(
         Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
           Effect.sync(() => connection.destroy())),
-        (socket) => (upstream = { backend, connection, socket, reads: undefined, whenDown: lease.whenDown })
+        (socket) => (upstream = { backend, connection, socket, reads: undefined, whenDown })
       )
     })
     return Effect.andThen(

@@ -55,26 +55,31 @@ export interface Ends {
  * directions, since every byte is either read from it or written to it.
  * Interruption resets both sides, so each peer can tell its stream was cut.
  */
-export const relay = (ends: Ends): Effect.Effect<void, RelayError> =>
-  Effect.callback<void, RelayError>((resume) => {
-    const { backend, backendTcp, client, clientTcp, idleTimeoutMs } = ends
+export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
+  // Unpacked here, so that an open connection's closures hold the sockets and not the record.
+  const { backend, backendReads, backendTcp, client, clientTcp, idleTimeoutMs } = ends
+  return Effect.callback<void, RelayError>((resume) => {
     let failure: RelayError | undefined
     let open = 2
     const onClose = () => {
       if (--open === 0) resume(failure === undefined ? Effect.void : Effect.fail(failure))
     }
-    const watch = (socket: Net.Socket, otherTcp: Net.Socket, fault: () => RelayError) => {
-      const onError = () => {
-        failure ??= fault()
-        otherTcp.resetAndDestroy()
-      }
+    const onClientError = () => {
+      failure ??= new ClientReset()
+      backendTcp.resetAndDestroy()
+    }
+    const onBackendError = () => {
+      failure ??= new BackendReset()
+      clientTcp.resetAndDestroy()
+    }
+    const watch = (socket: Net.Socket, onError: () => void) => {
       if (socket.errored !== null) onError()
       else socket.on("error", onError)
       if (socket.closed) onClose()
       else socket.on("close", onClose)
     }
-    watch(client, backendTcp, () => new ClientReset())
-    watch(backend, clientTcp, () => new BackendReset())
+    watch(client, onClientError)
+    watch(backend, onBackendError)
     if (idleTimeoutMs > 0) {
       client.setTimeout(idleTimeoutMs, () => {
         failure ??= new IdleTimeout()
@@ -86,10 +91,11 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> =>
     const clientReads = client === clientTcp ? SharedBufferReads.adopt(client) : undefined
     if (clientReads === undefined) forward(client, backend)
     else clientReads.into(client, backend)
-    if (ends.backendReads === undefined) forward(backend, client)
-    else ends.backendReads.into(backend, client)
+    if (backendReads === undefined) forward(backend, client)
+    else backendReads.into(backend, client)
     return Effect.sync(() => {
       clientTcp.resetAndDestroy()
       backendTcp.resetAndDestroy()
     })
   })
+}

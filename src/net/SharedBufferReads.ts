@@ -39,6 +39,7 @@ const release = (chunk: Buffer): void => {
 
 /** One socket's reads: held (and the socket paused) until the relay says where they go. */
 export class SharedBufferReads implements BackendReads {
+  #from: Net.Socket | undefined
   #to: Net.Socket | undefined
   /** Chunks written to `#to` whose writes are not done yet, oldest first (writes complete in order). */
   readonly #inFlight: Array<Buffer> = []
@@ -54,35 +55,48 @@ export class SharedBufferReads implements BackendReads {
     if (chunk !== undefined) release(chunk)
   }
 
-  readonly onread: Net.OnReadOpts = {
-    buffer: shared,
-    // `false` stops the socket reading until it is resumed.
-    callback: (bytes, buffer) => {
-      if (this.#to === undefined) {
-        ;(this.#early ??= []).push(Buffer.copyBytesFrom(buffer, 0, bytes))
-        return false
-      }
-      const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
-      chunk.set(buffer.subarray(0, bytes))
-      this.#inFlight.push(chunk)
-      return this.#to.write(chunk.subarray(0, bytes), this.#written)
+  // `false` stops the socket reading until it is resumed.
+  readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
+    if (this.#to === undefined) {
+      ;(this.#early ??= []).push(Buffer.copyBytesFrom(buffer, 0, bytes))
+      return false
     }
+    const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
+    chunk.set(buffer.subarray(0, bytes))
+    this.#inFlight.push(chunk)
+    return this.#to.write(chunk.subarray(0, bytes), this.#written)
+  }
+
+  readonly #drained = (): void => {
+    this.#from?.resume()
+  }
+
+  readonly #ended = (): void => {
+    this.#to?.end()
+  }
+
+  /** The options that make a socket read this way; made when asked, so that an open connection does not keep them. */
+  get onread(): Net.OnReadOpts {
+    return { buffer: shared, callback: this.#read }
   }
 
   into(from: Net.Socket, to: Net.Socket): void {
+    this.#from = from
     this.#to = to
     let flowing = true
     if (this.#early !== undefined) {
       for (const chunk of this.#early) flowing = to.write(chunk)
       this.#early = undefined
     }
-    to.on("drain", () => from.resume())
+    to.on("drain", this.#drained)
     // A socket dialled without `onread` (a dialer of an embedding app may ignore it) reads through `data` events.
-    from.on("data", (chunk: Buffer) => {
-      if (!to.write(chunk)) from.pause()
-    })
+    if (onreadKeys === undefined || Reflect.get(from, onreadKeys.callback) !== this.#read) {
+      from.on("data", (chunk: Buffer) => {
+        if (!to.write(chunk)) from.pause()
+      })
+    }
     if (from.readableEnded) to.end()
-    else from.on("end", () => to.end())
+    else from.on("end", this.#ended)
     if (flowing) from.resume()
   }
 }

@@ -73,12 +73,12 @@ export interface RegistryUpdate {
 export interface Lease {
   readonly backend: BackendStatus
   /** Gives the place back; the second and later calls do nothing. Synchronous. */
-  readonly release: () => void
+  release(): void
   /**
    * Calls `callback` once if the backend turns UNHEALTHY while the lease is
    * held (`--close-on-unhealthy`); returns a function that cancels it.
    */
-  readonly whenDown: (callback: () => void) => () => void
+  whenDown(callback: () => void): () => void
 }
 
 /**
