@@ -3,12 +3,14 @@
  * the profiling pass only. With BENCH_PROBE_PORT set, a connection to
  * 127.0.0.1:BENCH_PROBE_PORT runs a full GC (when exposed) and gets
  * `process.memoryUsage()` as one JSON line. The server is unref'd, so it
- * never keeps the process alive.
+ * never keeps the process alive. Worker threads (`--workers`) load it too:
+ * only the main thread listens.
  */
 import * as Net from "node:net"
+import { isMainThread } from "node:worker_threads"
 
 const port = Number(process.env["BENCH_PROBE_PORT"])
-if (port) {
+if (port && isMainThread) {
   const gc = (globalThis as { gc?: () => void }).gc
   Net.createServer((socket) => {
     gc?.()

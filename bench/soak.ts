@@ -72,6 +72,7 @@ interface Options {
   readonly reloadEvery: number
   readonly killEvery: number
   readonly leak: number
+  readonly workers: number
 }
 
 const usage = `usage: npm run soak -- [options]      (or: node bench/soak.ts [options])
@@ -85,6 +86,8 @@ const usage = `usage: npm run soak -- [options]      (or: node bench/soak.ts [op
   --kill-every S     seconds between backend kills; 0: none  (default 30)
   --leak BYTES       test the soak itself: make the proxy keep BYTES of heap
                      per accepted connection (the memory check must FAIL)
+  --workers N        run the proxy with --workers N (default 1); the heap
+                     figures are then the control part's, RSS the process's
   --help
 
 Needs dist/ (npm run build). Results go to bench/results/soak-<time>/.
@@ -100,6 +103,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   let reloadEvery = 20
   let killEvery = 30
   let leak = 0
+  let workers = 1
   const number = (flag: string, value: string | undefined, min: number): number => {
     const n = Number(value)
     if (value === undefined || value.trim() === "" || !Number.isFinite(n) || n < min) fail(`${flag} needs a number >= ${min}`)
@@ -133,6 +137,9 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
       case "--leak":
         leak = Math.floor(number(flag, value(), 0))
         break
+      case "--workers":
+        workers = Math.floor(number(flag, value(), 1))
+        break
       case "--help":
       case "-h":
         process.stdout.write(usage)
@@ -144,7 +151,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   }
   if (reloadEvery > 0 && reloadEvery < 1) fail("--reload-every needs 0 or a number >= 1")
   if (killEvery > 0 && killEvery < 10) fail("--kill-every needs 0 or a number >= 10 (a killed backend is restarted 4 s later)")
-  return { minutes, keepalive, churnRate, bulkMiB, bulkEvery, reloadEvery, killEvery, leak }
+  return { minutes, keepalive, churnRate, bulkMiB, bulkEvery, reloadEvery, killEvery, leak, workers }
 }
 
 function fail(message: string): never {
@@ -553,7 +560,8 @@ const main = async () => {
     "--log-level",
     "info",
     "--health-interval",
-    "1s"
+    "1s",
+    ...(options.workers > 1 ? ["--workers", String(options.workers)] : [])
   ]
   Fs.writeFileSync(Path.join(out, "proxy.command"), `BENCH_PROBE_PORT=${probePort}${options.leak > 0 ? ` SOAK_LEAK_BYTES=${options.leak}` : ""} node ${proxyArgs.join(" ")}\n`)
   const proxy = start("proxy", process.execPath, proxyArgs, {
