@@ -24,7 +24,7 @@ import { logs, type ProxyConfig } from "../domain/Config.ts"
 import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 import type * as ProxyProtocolReader from "../domain/ProxyProtocolReader.ts"
 import { readProxyHeader } from "../net/ProxyHeader.ts"
-import { relay } from "../net/Relay.ts"
+import { relay, reset } from "../net/Relay.ts"
 import { AccessLog } from "../services/AccessLog.ts"
 import {
   BackendDown,
@@ -319,7 +319,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         conn.admittedBy?.release(conn.ip)
         conn.entry?.downstream.destroy()
         // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
-        if (ending.end === "shutdown") socket.resetAndDestroy()
+        if (ending.end === "shutdown") reset(socket)
         else socket.destroy()
         const durationMs = performance.now() - conn.started
         metrics.connectionClosed({

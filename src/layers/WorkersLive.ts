@@ -280,7 +280,7 @@ export const layer = (
       yield* Effect.sync(() => {
         const now = Date.now()
         for (const slot of slots) {
-          if (!slot.listening || slot.stale || now - slot.lastReport < staleMs) continue
+          if (stopping || !slot.listening || slot.stale || now - slot.lastReport < staleMs) continue
           slot.stale = true
           runInBackground(Effect.logWarning(
             `worker ${slot.index} has not reported for ${Math.round((now - slot.lastReport) / 1000)}s (busy or stuck): its last known metrics are kept`

@@ -30,6 +30,18 @@ const forward = (from: Net.Socket, to: Net.Socket): void => {
   from.resume()
 }
 
+/**
+ * Resets a TCP socket (its peer sees RST: the stream was cut) and destroys
+ * it. A socket whose FIN is being sent (`end()` called, the shutdown not yet
+ * done) cannot be reset: libuv refuses while a shutdown is in progress, and
+ * Node then reports an `EINVAL` error and never emits `close`. Such a socket
+ * is destroyed instead (its peer has its FIN already).
+ */
+export const reset = (socket: Net.Socket): void => {
+  if (socket.writableEnded && !socket.writableFinished) socket.destroy()
+  else socket.resetAndDestroy()
+}
+
 /** The two ends of a relay: what carries the bytes on each side, and the TCP sockets under them. */
 export interface Ends {
   /** The client side: the client socket, or the TLS session over it when terminating. */
@@ -66,11 +78,11 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
     }
     const onClientError = () => {
       failure ??= new ClientReset()
-      backendTcp.resetAndDestroy()
+      reset(backendTcp)
     }
     const onBackendError = () => {
       failure ??= new BackendReset()
-      clientTcp.resetAndDestroy()
+      reset(clientTcp)
     }
     const watch = (socket: Net.Socket, onError: () => void) => {
       if (socket.errored !== null) onError()
@@ -94,8 +106,8 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
     if (backendReads === undefined) forward(backend, client)
     else backendReads.into(backend, client)
     return Effect.sync(() => {
-      clientTcp.resetAndDestroy()
-      backendTcp.resetAndDestroy()
+      reset(clientTcp)
+      reset(backendTcp)
     })
   })
 }

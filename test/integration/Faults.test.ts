@@ -4,8 +4,10 @@
  * connection: the proxy stays up, other clients' bytes pass untouched, and no
  * socket or file descriptor is left behind.
  */
+import { fork } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
@@ -133,7 +135,77 @@ const modalBackend = () => {
 /** Echo payloads that cannot be mistaken for a command of {@link modalBackend}. */
 const echoPayload = (size: number) => Buffer.concat([Buffer.from("ECHO"), randomBytes(size)])
 
+/** An echo backend in a child process on `port` (0: any), killed when the scope ends; its port and how to kill it. */
+const backendProcess = (port = 0) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly port: number; readonly kill: () => void }>((resume) => {
+      const child = fork(fileURLToPath(new URL("../fixtures/echo-backend.mjs", import.meta.url)), [String(port)], {
+        stdio: "ignore"
+      })
+      child.once("message", (bound) => resume(Effect.succeed({ port: Number(bound), kill: () => child.kill("SIGKILL") })))
+    }),
+    ({ kill }) => Effect.sync(kill)
+  )
+
+/** 32 clients echoing 43 KiB messages back to back through the proxy; resolves once each has had two echoes. */
+const echoing = (port: number) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const echoes: Array<number> = []
+      const clients = Array.from({ length: 32 }, (_, i) => {
+        const client = Net.connect({ port, host: "127.0.0.1", allowHalfOpen: true })
+        const message = Buffer.alloc(44095, i)
+        let got = 0
+        echoes[i] = 0
+        client.on("error", () => {})
+        client.on("data", (chunk: Buffer) => {
+          got += chunk.length
+          if (got < message.length) return
+          got = 0
+          echoes[i]!++
+          client.write(message)
+        })
+        client.on("end", () => client.end())
+        client.write(message)
+        return client
+      })
+      return { clients, echoing: () => echoes.every((n) => n >= 2) }
+    }),
+    ({ clients }) => Effect.sync(() => clients.forEach((client) => client.destroy()))
+  )
+
 describe("faults", () => {
+  it.live("a backend process killed mid-echo, three times: every connection ends each time, none is left open", () =>
+    Effect.gen(function*() {
+      let backend = yield* backendProcess()
+      const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", `127.0.0.1:${backend.port}`])
+      const port = yield* listeningPort(cli)
+      const admin = yield* eventually(
+        "the admin endpoint",
+        Effect.sync(() => Option.map(Option.fromNullishOr(/admin endpoint on http:\/\/127\.0\.0\.1:(\d+)/.exec(cli.stderr())), (m) => Number(m[1])))
+      )
+      const active = Effect.promise(() =>
+        fetch(`http://127.0.0.1:${admin}/metrics`).then((r) => r.text()).then((text) =>
+          Number(/^tcp_proxy_connections_active (\d+)/m.exec(text)?.[1])
+        )
+      )
+      for (let round = 0; round < 3; round++) {
+        // The backend dies with bytes in flight both ways: the proxy sees its FIN and a reset, in either order.
+        yield* Effect.scoped(Effect.gen(function*() {
+          const load = yield* echoing(port)
+          yield* until("two echoes on every connection", load.echoing)
+          backend.kill()
+          yield* eventually(
+            `every connection to end (round ${round})`,
+            Effect.map(active, (n) => (n === 0 ? Option.some(n) : Option.none()))
+          )
+        }))
+        // Back on the same port before a health check could count it down (one every 5 s, three to fail).
+        backend = yield* backendProcess(backend.port)
+      }
+    }), { timeout: 60_000 })
+
+
   it.live("a backend reset mid-stream closes only its client and counts an io error", () => {
     const lines: Array<LogLine> = []
     return Effect.gen(function*() {

@@ -3,6 +3,7 @@ import type * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Layer } from "effect"
 import * as DialerLive from "../../src/layers/DialerLive.ts"
+import { reset } from "../../src/net/Relay.ts"
 import { Dialer } from "../../src/services/Dialer.ts"
 import {
   captureLogs,
@@ -242,5 +243,38 @@ describe("a dialer of an embedding app", () => {
       const payload = randomBytes(1024 * 1024)
       const reply = yield* exchange(proxy.port, payload)
       assert.strictEqual(sha256(reply.data), sha256(payload))
+    }))
+})
+
+describe("reset", () => {
+  it.live("a socket whose FIN is on its way is closed all the same (Node cannot reset it then)", () =>
+    Effect.gen(function*() {
+      const peer = yield* server((socket) => socket.pause())
+      for (const pending of ["", "x"]) {
+        const socket = yield* connect(peer.port)
+        const errors: Array<string> = []
+        socket.on("error", (error: NodeJS.ErrnoException) => errors.push(error.code ?? "error"))
+        const closed = Effect.callback<void>((resume) => {
+          socket.once("close", () => resume(Effect.void))
+        })
+        if (pending !== "") socket.write(pending)
+        socket.end()
+        reset(socket)
+        yield* closed.pipe(Effect.timeout("5 seconds"))
+        assert.deepStrictEqual(errors, [])
+      }
+    }))
+
+  it.live("an open socket is reset: its peer sees ECONNRESET", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<string>()
+      const peer = yield* server((socket) => {
+        socket.on("error", (error: NodeJS.ErrnoException) => Deferred.doneUnsafe(seen, Effect.succeed(error.code ?? "error")))
+        socket.on("end", () => Deferred.doneUnsafe(seen, Effect.succeed("end")))
+      })
+      const socket = yield* connect(peer.port)
+      yield* until("the peer to accept", () => peer.accepted.length === 1)
+      reset(socket)
+      assert.strictEqual(yield* Deferred.await(seen), "ECONNRESET")
     }))
 })
