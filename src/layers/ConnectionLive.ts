@@ -103,7 +103,8 @@ const limitsOf = (config: ProxyConfig): Limits => ({
  */
 class ClientConnection implements ClientView {
   readonly started = performance.now()
-  entry: Entry | undefined = undefined
+  /** The client side being relayed: the client socket, or the TLS session over it when terminating. */
+  downstream: Net.Socket | undefined = undefined
   upstream: Upstream | undefined = undefined
   /** What the pool holds for the connection (the backend connection and its lease), made when it asks; closed when it ends. */
   scope: Scope.Closeable | undefined = undefined
@@ -216,7 +217,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
 
     /** From a connected backend to the end of the relay. */
     const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError> => {
-      conn.entry = entry
+      conn.downstream = entry.downstream
       const scope = conn.scope = Scope.makeUnsafe()
       return Effect.flatMap(entry.pool.connect(conn.request(entry), scope), (upstream) => {
         conn.upstream = upstream
@@ -274,17 +275,16 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       })
     }
 
-    /** Everything up to the relay's end; fails with how the connection ended otherwise. */
-    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError> =>
-      Effect.suspend(() => {
-        metrics.connectionAccepted()
-        const guard = conn.limits.guard
-        if (guard !== undefined) return guarded(conn, guard)
-        if (connections.open() >= conn.limits.config.maxConnections) {
-          return Effect.fail(new Rejected({ reason: "max_connections" }))
-        }
-        return route(conn)
-      })
+    /** Everything up to the relay's end, from within the connection's fiber (it counts the connection accepted); fails with how the connection ended otherwise. */
+    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError> => {
+      metrics.connectionAccepted()
+      const guard = conn.limits.guard
+      if (guard !== undefined) return guarded(conn, guard)
+      if (connections.open() >= conn.limits.config.maxConnections) {
+        return Effect.fail(new Rejected({ reason: "max_connections" }))
+      }
+      return route(conn)
+    }
 
     /** A warn line caused by a client (or by a flood of them): at most 10 a second of each kind. */
     const warn = (conn: ClientConnection, kind: string, message: string) =>
@@ -327,7 +327,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         const { socket } = conn
         const { ending, error } = endingOf(exit)
         conn.admittedBy?.release(conn.ip)
-        conn.entry?.downstream.destroy()
+        conn.downstream?.destroy()
         // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
         if (ending.end === "shutdown") socket.resetAndDestroy()
         else socket.destroy()
@@ -360,7 +360,8 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         if (limits.keepAliveMs > 0) socket.setKeepAlive(true, limits.keepAliveMs)
         const conn = new ClientConnection(socket, limits)
         // Whatever happened, interruption included, the exit handler closes the backend connection and its place in the count.
-        return Effect.matchCause(Effect.onExit(serve(conn), (exit) => finish(conn, exit)), ended)
+        // `serve` runs in the connection's fiber; its closure shares this one's context.
+        return Effect.matchCause(Effect.onExit(Effect.suspend(() => serve(conn)), (exit) => finish(conn, exit)), ended)
       }
     })
   })
