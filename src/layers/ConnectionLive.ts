@@ -103,8 +103,11 @@ const limitsOf = (config: ProxyConfig): Limits => ({
  */
 class ClientConnection implements ClientView {
   readonly started = performance.now()
-  entry: Entry | undefined = undefined
+  /** The client side being relayed: the client socket, or the TLS session over it when terminating. */
+  downstream: Net.Socket | undefined = undefined
   upstream: Upstream | undefined = undefined
+  /** What the pool holds for the connection (the backend connection and its lease), made when it asks; closed when it ends. */
+  scope: Scope.Closeable | undefined = undefined
   /** The proxy's own `IP:PORT` on the backend connection, read when it connects (only for the log line). */
   backendLocal: string | undefined = undefined
   /** The per-IP limits that admitted the connection, to count it closed. */
@@ -213,9 +216,10 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     configure(limits.config)
 
     /** From a connected backend to the end of the relay. */
-    const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError, Scope.Scope> => {
-      conn.entry = entry
-      return Effect.flatMap(entry.pool.connect(conn.request(entry)), (upstream) => {
+    const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError> => {
+      conn.downstream = entry.downstream
+      const scope = conn.scope = Scope.makeUnsafe()
+      return Effect.flatMap(entry.pool.connect(conn.request(entry), scope), (upstream) => {
         conn.upstream = upstream
         if (conn.limits.logsInfo) {
           const { localAddress, localPort } = upstream.connection
@@ -237,7 +241,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     }
 
     /** From an admitted client to the end of the relay: through the front door (TLS, SNI) when there is one. */
-    const route = (conn: ClientConnection): Effect.Effect<void, ConnectionError, Scope.Scope> => {
+    const route = (conn: ClientConnection): Effect.Effect<void, ConnectionError> => {
       const entry = routes.direct(conn.socket)
       return entry !== undefined
         ? connectAndRelay(conn, entry)
@@ -258,7 +262,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     }
 
     /** The guarded path: the PROXY header from a trusted load balancer, then admission, then the route. */
-    const guarded = (conn: ClientConnection, guard: Guard): Effect.Effect<void, ConnectionError, Scope.Scope> => {
+    const guarded = (conn: ClientConnection, guard: Guard): Effect.Effect<void, ConnectionError> => {
       const admitThenRoute = () => {
         const refused = admit(conn, guard)
         return refused === undefined ? route(conn) : Effect.fail(refused)
@@ -271,17 +275,16 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       })
     }
 
-    /** Everything up to the relay's end; fails with how the connection ended otherwise. */
-    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError, Scope.Scope> =>
-      Effect.suspend(() => {
-        metrics.connectionAccepted()
-        const guard = conn.limits.guard
-        if (guard !== undefined) return guarded(conn, guard)
-        if (connections.open() >= conn.limits.config.maxConnections) {
-          return Effect.fail(new Rejected({ reason: "max_connections" }))
-        }
-        return route(conn)
-      })
+    /** Everything up to the relay's end, from within the connection's fiber (it counts the connection accepted); fails with how the connection ended otherwise. */
+    const serve = (conn: ClientConnection): Effect.Effect<void, ConnectionError> => {
+      metrics.connectionAccepted()
+      const guard = conn.limits.guard
+      if (guard !== undefined) return guarded(conn, guard)
+      if (connections.open() >= conn.limits.config.maxConnections) {
+        return Effect.fail(new Rejected({ reason: "max_connections" }))
+      }
+      return route(conn)
+    }
 
     /** A warn line caused by a client (or by a flood of them): at most 10 a second of each kind. */
     const warn = (conn: ClientConnection, kind: string, message: string) =>
@@ -311,13 +314,20 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       }
     }
 
-    /** Closes what is left, and accounts for the connection once. */
+    /** Closes the connection's scope (the backend connection and its lease), then accounts for the connection. */
     const finish = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const closed = conn.scope === undefined ? undefined : Scope.closeUnsafe(conn.scope, exit)
+        return closed === undefined ? account(conn, exit) : Effect.ensuring(closed, account(conn, exit))
+      })
+
+    /** Closes what is left of the client side, and accounts for the connection once. */
+    const account = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
       Effect.suspend(() => {
         const { socket } = conn
         const { ending, error } = endingOf(exit)
         conn.admittedBy?.release(conn.ip)
-        conn.entry?.downstream.destroy()
+        conn.downstream?.destroy()
         // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
         if (ending.end === "shutdown") reset(socket)
         else socket.destroy()
@@ -349,8 +359,9 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
         if (config !== limits.config) configure(config)
         if (limits.keepAliveMs > 0) socket.setKeepAlive(true, limits.keepAliveMs)
         const conn = new ClientConnection(socket, limits)
-        // The scope holds the backend connection (and its place in the backend's count) until the connection ends.
-        return Effect.matchCause(Effect.onExit(Effect.scoped(serve(conn)), (exit) => finish(conn, exit)), ended)
+        // Whatever happened, interruption included, the exit handler closes the backend connection and its place in the count.
+        // `serve` runs in the connection's fiber; its closure shares this one's context.
+        return Effect.matchCause(Effect.onExit(Effect.suspend(() => serve(conn)), (exit) => finish(conn, exit)), ended)
       }
     })
   })

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import type * as Net from "node:net"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -13,8 +14,8 @@ import * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Backend, PoolConfig } from "../domain/Config.ts"
 import { Balancer } from "../services/Balancer.ts"
-import { BackendRegistry, type BackendStatus } from "../services/BackendRegistry.ts"
-import { Dialer } from "../services/Dialer.ts"
+import { BackendRegistry, type BackendStatus, type Lease } from "../services/BackendRegistry.ts"
+import { type BackendReads, Dialer } from "../services/Dialer.ts"
 import { Discovery } from "../services/Discovery.ts"
 import type { HealthCheck } from "../services/HealthCheck.ts"
 import { LogLimits } from "../services/LogLimits.ts"
@@ -47,6 +48,54 @@ export interface PoolOverrides {
 }
 
 const noBackend = new NoBackend()
+
+/** A connected backend: the lease it is counted by, and its sockets. */
+class Connected implements Upstream {
+  readonly lease: Lease
+  readonly connection: Net.Socket
+  readonly socket: Net.Socket
+  readonly reads: BackendReads | undefined
+  constructor(lease: Lease, connection: Net.Socket, socket: Net.Socket, reads: BackendReads | undefined) {
+    this.lease = lease
+    this.connection = connection
+    this.socket = socket
+    this.reads = reads
+  }
+  get backend(): BackendStatus {
+    return this.lease.backend
+  }
+  whenDown(callback: () => void): () => void {
+    return this.lease.whenDown(callback)
+  }
+}
+
+/**
+ * What one `connect` holds until its scope closes, and all its finalizer
+ * holds: the lease of the backend being dialled (or connected to), and the
+ * connection once there is one.
+ */
+class Held {
+  lease: Lease | undefined = undefined
+  upstream: Connected | undefined = undefined
+  readonly metrics: Metrics["Service"]
+  constructor(metrics: Metrics["Service"]) {
+    this.metrics = metrics
+  }
+  /** Closes the backend connection, adds its bytes to the backend's counters, and gives the place back. */
+  close(): void {
+    const upstream = this.upstream
+    if (upstream !== undefined) {
+      const { connection, socket } = upstream
+      socket.destroy()
+      connection.destroy()
+      this.metrics.transferred(upstream.backend.backend.address, connection.bytesWritten, connection.bytesRead)
+    }
+    this.lease?.release()
+  }
+}
+
+/** The scope's finalizer for `held`, over nothing else. */
+const closing = (held: Held) => () => Effect.sync(() => held.close())
 
 /** The pool over the parts in context: registry, balancer, discovery. */
 const make = Effect.gen(function*() {
@@ -94,62 +143,44 @@ const make = Effect.gen(function*() {
   }
 
   /**
-   * Dials one candidate. Its active count is held from now until `scope`
-   * closes (or the dial fails); closing the scope also closes the backend
-   * connection and adds its bytes to the backend's counters.
+   * Dials one candidate. Its active count is held from now until the
+   * connection's scope closes (or the dial fails): `held` gets the lease in
+   * the same step as it is taken, and the connection once it connects.
    */
-  const dialOne = (
-    request: ConnectRequest,
-    candidate: Backend,
-    scope: Scope.Scope
-  ): Effect.Effect<Upstream, ConnectError> => {
+  const dialOne = (request: ConnectRequest, candidate: Backend, held: Held): Effect.Effect<Upstream, ConnectError> => {
     const lease = registry.acquire(candidate.address)
     if (lease === undefined) return Effect.fail(noBackend)
-    const backend = lease.backend
-    const whenDown = (callback: () => void) => lease.whenDown(callback)
+    held.lease = lease
     const started = performance.now()
-    let upstream: Upstream | undefined
-    const close = Effect.sync(() => {
-      if (upstream !== undefined) {
-        const { connection, socket } = upstream
-        socket.destroy()
-        connection.destroy()
-        metrics.transferred(candidate.address, connection.bytesWritten, connection.bytesRead)
-      }
-      lease.release()
-    })
     // A plain connection reads into the shared buffer; a TLS session reads its own way.
     const reads = request.tls === undefined ? new SharedBufferReads() : undefined
     const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs, reads), (connection) => {
       if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
       if (request.preamble !== undefined) connection.write(request.preamble)
       if (request.tls === undefined) {
-        return Effect.succeed(upstream = { backend, connection, socket: connection, reads, whenDown })
+        return Effect.succeed(held.upstream = new Connected(lease, connection, connection, reads))
       }
       return Effect.map(
         Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
           Effect.sync(() => connection.destroy())),
-        (socket) => (upstream = { backend, connection, socket, reads: undefined, whenDown })
+        (socket) => (held.upstream = new Connected(lease, connection, socket, undefined))
       )
     })
-    return Effect.andThen(
-      Scope.addFinalizer(scope, close),
-      Effect.matchEffect(connected, {
-        onSuccess: (connectedTo) => {
-          metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
-          return Effect.succeed(connectedTo)
-        },
-        onFailure: (error) => {
-          lease.release()
-          return failed(
-            backend,
-            error._tag === "DialError" ? error.detail : error.reason,
-            error._tag === "DialError" && error.reason === "local",
-            (performance.now() - started) / 1000
-          )
-        }
-      })
-    )
+    return Effect.matchEffect(connected, {
+      onSuccess: (connectedTo) => {
+        metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
+        return Effect.succeed(connectedTo)
+      },
+      onFailure: (error) => {
+        lease.release()
+        return failed(
+          lease.backend,
+          error._tag === "DialError" ? error.detail : error.reason,
+          error._tag === "DialError" && error.reason === "local",
+          (performance.now() - started) / 1000
+        )
+      }
+    })
   }
 
   /** Dials the candidates from `index` on until one connects; a local failure stops the retries. */
@@ -158,22 +189,27 @@ const make = Effect.gen(function*() {
     candidates: ReadonlyArray<Backend>,
     index: number,
     attempts: number,
-    scope: Scope.Scope
+    held: Held
   ): Effect.Effect<Upstream, ConnectError> =>
     Effect.catchTag(
-      dialOne(request, candidates[index]!, scope),
+      dialOne(request, candidates[index]!, held),
       "DialFailed",
-      (error) => index + 1 < attempts ? attempt(request, candidates, index + 1, attempts, scope) : Effect.fail(error)
+      (error) => index + 1 < attempts ? attempt(request, candidates, index + 1, attempts, held) : Effect.fail(error)
     )
 
   return Pool.of({
     registry,
-    connect: (request) =>
-      Effect.flatMap(Effect.scope, (scope) =>
+    connect: (request, scope) => {
+      // The finalizer comes first: a lease is only ever taken into something the scope will close.
+      const held = new Held(metrics)
+      return Effect.andThen(
+        Scope.addFinalizerExit(scope, closing(held)),
         Effect.flatMap(balancer.candidates(request.client), (candidates) =>
           candidates.length === 0
             ? Effect.fail(noBackend)
-            : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1), scope))),
+            : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1), held))
+      )
+    },
     prepare: (config) => Effect.map(discovery.resolve(config.backends), (backends) => ({ config, backends })),
     // A reload names the backends again: weights an operator set give way to the configured ones.
     commit: (prepared) =>

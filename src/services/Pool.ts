@@ -71,7 +71,7 @@ export interface ConnectRequest {
   readonly tls: UpstreamTls | undefined
 }
 
-/** A connected backend, held until the caller's scope closes. */
+/** A connected backend, held until the scope given to `connect` closes. */
 export interface Upstream {
   readonly backend: BackendStatus
   /** The TCP connection: its byte counts and local address. */
@@ -85,7 +85,7 @@ export interface Upstream {
    * connection is open (`--close-on-unhealthy`); returns a function that
    * cancels it.
    */
-  readonly whenDown: (callback: () => void) => () => void
+  whenDown(callback: () => void): () => void
 }
 
 /** Membership of a new configuration, resolved and ready to be put in force. */
@@ -106,12 +106,14 @@ export class Pool extends Context.Service<Pool, {
    * A connected backend for a client: candidates in the balancer's order,
    * dialled until one connects, never the same backend twice, at most
    * `1 + retries` dials. The backend counts the connection as active from
-   * the start of its dial until the caller's scope closes, which also adds
-   * the bytes it carried to the backend's counters. A failed dial is
-   * counted and reported to the backend's health (unless the proxy itself
-   * ran out of a local resource).
+   * the start of its dial until `scope` closes, which also closes the
+   * backend connection and adds the bytes it carried to the backend's
+   * counters. A failed dial is counted and reported to the backend's health
+   * (unless the proxy itself ran out of a local resource). The scope is
+   * passed rather than taken from the context, so that a connection holds
+   * one scope of its own and no copy of its context.
    */
-  readonly connect: (request: ConnectRequest) => Effect.Effect<Upstream, ConnectError, Scope.Scope>
+  readonly connect: (request: ConnectRequest, scope: Scope.Scope) => Effect.Effect<Upstream, ConnectError>
   /** Resolves the members a new configuration names (names in DNS); nothing observes it until `commit`. */
   readonly prepare: (config: PoolConfig) => Effect.Effect<PreparedPool>
   /** Puts prepared settings in force: the registry gets the new membership, the other services the new settings. */

@@ -71,7 +71,7 @@ describe("PoolLive", () => {
     return Effect.gen(function*() {
       const pool = yield* Pool
       const scope = yield* Scope.make()
-      const upstream = yield* pool.connect(request()).pipe(Scope.provide(scope))
+      const upstream = yield* pool.connect(request(), scope)
       assert.strictEqual(upstream.backend.backend.address, a.address)
       assert.deepStrictEqual(yield* members, { [a.address]: "HEALTHY 1" })
       yield* Scope.close(scope, Exit.void)
@@ -87,7 +87,7 @@ describe("PoolLive", () => {
       const pool = yield* Pool
       for (let i = 0; i < 20; i++) {
         dialled.length = 0
-        const upstream = yield* Effect.scoped(pool.connect(request(5)))
+        const upstream = yield* Effect.scopedWith((scope) => pool.connect(request(5), scope))
         assert.strictEqual(upstream.backend.backend.address, c.address)
         assert.strictEqual(new Set(dialled).size, dialled.length, `repeated a backend: ${dialled}`)
       }
@@ -100,7 +100,7 @@ describe("PoolLive", () => {
     })
     return Effect.gen(function*() {
       const pool = yield* Pool
-      const exit = yield* Effect.exit(Effect.scoped(pool.connect(request(1))))
+      const exit = yield* Effect.exit(Effect.scopedWith((scope) => pool.connect(request(1), scope)))
       assert.isTrue(Exit.isFailure(exit))
       const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
       assert.isTrue(error?._tag === "Fail" && error.error._tag === "DialFailed" && error.error.backend === dialled.at(-1))
@@ -114,8 +114,8 @@ describe("PoolLive", () => {
     return Effect.gen(function*() {
       const pool = yield* Pool
       const started = yield* Deferred.make<void>()
-      const fiber = yield* Effect.scoped(
-        Effect.andThen(Deferred.succeed(started, undefined), pool.connect(request()))
+      const fiber = yield* Effect.scopedWith((scope) =>
+        Effect.andThen(Deferred.succeed(started, undefined), pool.connect(request(), scope))
       ).pipe(Effect.forkChild)
       yield* Deferred.await(started)
       yield* Effect.yieldNow
@@ -129,7 +129,7 @@ describe("PoolLive", () => {
     const { layer } = world([a], { [a.address]: "refused" }, { unhealthyThreshold: 3 })
     return Effect.gen(function*() {
       const pool = yield* Pool
-      const failOnce = Effect.exit(Effect.scoped(pool.connect(request(0))))
+      const failOnce = Effect.exit(Effect.scopedWith((scope) => pool.connect(request(0), scope)))
       yield* failOnce
       yield* failOnce
       assert.strictEqual((yield* members)[a.address], "HEALTHY 0", "two failures are below the threshold of three")
@@ -144,7 +144,7 @@ describe("PoolLive", () => {
       const pool = yield* Pool
       for (let i = 0; i < 5; i++) {
         dialled.length = 0
-        const exit = yield* Effect.exit(Effect.scoped(pool.connect(request(3))))
+        const exit = yield* Effect.exit(Effect.scopedWith((scope) => pool.connect(request(3), scope)))
         const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
         assert.isTrue(error?._tag === "Fail" && error.error._tag === "LocalResource")
         assert.strictEqual(dialled.length, 1, "no retry: another backend would fail the same way")
@@ -157,7 +157,7 @@ describe("PoolLive", () => {
     const { dialled, layer } = world([], {})
     return Effect.gen(function*() {
       const pool = yield* Pool
-      const exit = yield* Effect.exit(Effect.scoped(pool.connect(request())))
+      const exit = yield* Effect.exit(Effect.scopedWith((scope) => pool.connect(request(), scope)))
       const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
       assert.isTrue(error?._tag === "Fail" && error.error._tag === "NoBackend")
       assert.deepStrictEqual(dialled, [])
@@ -171,7 +171,7 @@ describe("PoolLive", () => {
       const scope = yield* Scope.make()
       // Hold a connection on a, and make b UNHEALTHY through a failed dial.
       while ((yield* members)[b.address] !== "UNHEALTHY 0") {
-        yield* pool.connect(request()).pipe(Scope.provide(scope))
+        yield* pool.connect(request(), scope)
       }
       const held = (yield* members)[a.address]
       const next = Config.make({ backends: [a, b, c] })
