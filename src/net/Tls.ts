@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as ClientHello from "../domain/ClientHello.ts"
 import type { CertificateFiles } from "../domain/Config.ts"
 import { ClientHelloError, HandshakeError, TlsConfigError } from "../services/Routes.ts"
+import { readPrefix } from "./ReadPrefix.ts"
 
 const readFile = (file: string) =>
   Effect.try({ try: () => readFileSync(file), catch: (cause) => new TlsConfigError({ file, cause }) })
@@ -42,31 +43,20 @@ export interface Hello {
  * to be replayed toward the backend or the TLS server.
  */
 export const peekClientHello = (socket: Net.Socket, timeoutMs: number, maxBytes = ClientHello.defaultMaxBytes) =>
-  Effect.callback<Hello, ClientHelloError>((resume) => {
-    let buffered = Buffer.alloc(0)
-    const done = (outcome: Effect.Effect<Hello, ClientHelloError>) => {
-      clearTimeout(timer)
-      socket.off("data", onData)
-      socket.off("end", onEnd)
-      socket.off("close", onEnd)
-      socket.pause()
-      resume(outcome)
-    }
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk])
+  readPrefix<Hello, ClientHelloError>(socket, timeoutMs, {
+    parse: (buffered) => {
       const peek = ClientHello.peek(buffered, maxBytes)
-      if (peek._tag === "Hello") done(Effect.succeed({ serverName: peek.serverName, prefix: buffered }))
-      else if (peek._tag === "Malformed") done(Effect.fail(new ClientHelloError({ reason: peek.reason })))
-    }
-    const onEnd = () => done(Effect.fail(new ClientHelloError({ reason: `truncated after ${buffered.length} bytes` })))
-    const timer = setTimeout(
-      () => done(Effect.fail(new ClientHelloError({ reason: `incomplete after ${timeoutMs}ms` }))),
-      timeoutMs
-    )
-    socket.on("data", onData)
-    socket.once("end", onEnd)
-    socket.once("close", onEnd)
-    return Effect.sync(() => clearTimeout(timer))
+      switch (peek._tag) {
+        case "Hello":
+          return { _tag: "Done", value: { serverName: peek.serverName, prefix: buffered }, used: buffered.length }
+        case "Malformed":
+          return { _tag: "Failed", error: new ClientHelloError({ reason: peek.reason }) }
+        default:
+          return { _tag: "More" }
+      }
+    },
+    truncated: (bytes) => new ClientHelloError({ reason: `truncated after ${bytes} bytes` }),
+    timedOut: (timeoutMs) => new ClientHelloError({ reason: `incomplete after ${timeoutMs}ms` })
   })
 
 /**
