@@ -1,18 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as Address from "../../src/domain/Address.ts"
-
-/** The parsed value, failing the test with the parser's reason when it rejected the input. */
-const ok = <A>(result: Result.Result<A, string>): A => {
-  if (Result.isFailure(result)) return assert.fail(`expected success, got "${result.failure}"`)
-  return result.success
-}
-
-/** The parser's reason, failing the test when it accepted the input. */
-const rejected = <A>(result: Result.Result<A, string>): string => {
-  if (Result.isSuccess(result)) return assert.fail(`expected a failure, got ${JSON.stringify(result.success)}`)
-  return result.failure
-}
+import { ok, rejected } from "./checks.ts"
 
 describe("Address.parse", () => {
   it("parses HOST:PORT with an IPv4 address or a host name", () => {

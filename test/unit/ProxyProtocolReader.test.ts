@@ -3,19 +3,7 @@ import { isIP, SocketAddress } from "node:net"
 import { unmapIPv4 } from "../../src/domain/Address.ts"
 import * as ProxyProtocol from "../../src/domain/ProxyProtocol.ts"
 import * as Reader from "../../src/domain/ProxyProtocolReader.ts"
-
-/** A small seeded PRNG (mulberry32), so that the random tests are the same on every run. */
-const prng = (seed: number) => {
-  let state = seed >>> 0
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return { next, int: (below: number): number => Math.floor(next() * below) }
-}
+import { prng } from "./checks.ts"
 
 const text = (value: string): Uint8Array => Buffer.from(value, "latin1")
 const bytes = (...values: ReadonlyArray<number>): Uint8Array => Uint8Array.from(values)
