@@ -13,16 +13,21 @@ import * as Effect from "effect/Effect"
 import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
 import type { BackendReads } from "../services/Dialer.ts"
 import * as SharedBufferReads from "./SharedBufferReads.ts"
+import * as Stalls from "./Stalls.ts"
 
 /**
  * Relays `from`'s bytes into `to`, reading only as fast as `to` takes them;
  * `from`'s end becomes `to`'s, also when it came before the relay started (a
  * client that sent FIN while its backend was being dialled). `from` may have
- * been paused (a peek of its first bytes): it flows from now on.
+ * been paused (a peek of its first bytes): it flows from now on. While it
+ * waits for `to`, `fromTcp` (the TCP socket under it) is probed for a reset.
  */
-const forward = (from: Net.Socket, to: Net.Socket): void => {
+const forward = (from: Net.Socket, to: Net.Socket, fromTcp: Net.Socket): void => {
+  const direction: Stalls.Stoppable = { get stopped() { return from.isPaused() ? fromTcp : undefined } }
   from.on("data", (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause()
+    if (to.write(chunk)) return
+    from.pause()
+    Stalls.watch(direction)
   })
   to.on("drain", () => from.resume())
   if (from.readableEnded) to.end()
@@ -66,6 +71,8 @@ export interface Ends {
  * that long is closed on both sides: the client socket's own timer sees both
  * directions, since every byte is either read from it or written to it.
  * Interruption resets both sides, so each peer can tell its stream was cut.
+ * A side that stopped reading to wait for the other is probed for a reset
+ * (see {@link Stalls}), so a peer that gave up is noticed while it waits.
  */
 export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
   // Unpacked here, so that an open connection's closures hold the sockets and not the record.
@@ -84,14 +91,21 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
       failure ??= new BackendReset()
       reset(clientTcp)
     }
-    const watch = (socket: Net.Socket, onError: () => void) => {
+    const watch = (socket: Net.Socket, tcp: Net.Socket, onError: () => void) => {
       if (socket.errored !== null) onError()
       else socket.on("error", onError)
+      // An error found on the TCP socket under a TLS session (by a probe while it waited) ends the session too.
+      if (tcp !== socket) {
+        tcp.on("error", () => {
+          onError()
+          socket.destroy()
+        })
+      }
       if (socket.closed) onClose()
       else socket.on("close", onClose)
     }
-    watch(client, onClientError)
-    watch(backend, onBackendError)
+    watch(client, clientTcp, onClientError)
+    watch(backend, backendTcp, onBackendError)
     if (idleTimeoutMs > 0) {
       client.setTimeout(idleTimeoutMs, () => {
         failure ??= new IdleTimeout()
@@ -101,9 +115,9 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
     }
     // A plain client socket reads into the shared buffer from here on; a TLS session reads its own way.
     const clientReads = client === clientTcp ? SharedBufferReads.adopt(client) : undefined
-    if (clientReads === undefined) forward(client, backend)
+    if (clientReads === undefined) forward(client, backend, clientTcp)
     else clientReads.into(client, backend)
-    if (backendReads === undefined) forward(backend, client)
+    if (backendReads === undefined) forward(backend, client, backendTcp)
     else backendReads.into(backend, client)
     return Effect.sync(() => {
       reset(clientTcp)

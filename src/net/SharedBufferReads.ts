@@ -17,6 +17,7 @@
  */
 import * as Net from "node:net"
 import type { BackendReads } from "../services/Dialer.ts"
+import * as Stalls from "./Stalls.ts"
 
 /** The largest read, and the size of a chunk. */
 const chunkSize = 32 * 1024
@@ -38,9 +39,11 @@ const release = (chunk: Buffer): void => {
 }
 
 /** One socket's reads: held (and the socket paused) until the relay says where they go. */
-export class SharedBufferReads implements BackendReads {
+export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   #from: Net.Socket | undefined
   #to: Net.Socket | undefined
+  /** Whether `#from` has stopped reading until `#to` drains. */
+  #waiting = false
   /** Chunks written to `#to` whose writes are not done yet, oldest first (writes complete in order). */
   readonly #inFlight: Array<Buffer> = []
   /** Reads before the relay started, in order. */
@@ -64,11 +67,23 @@ export class SharedBufferReads implements BackendReads {
     const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
     chunk.set(buffer.subarray(0, bytes))
     this.#inFlight.push(chunk)
-    return this.#to.write(chunk.subarray(0, bytes), this.#written)
+    if (this.#to.write(chunk.subarray(0, bytes), this.#written)) return true
+    this.#wait()
+    return false
+  }
+
+  #wait(): void {
+    this.#waiting = true
+    Stalls.watch(this)
   }
 
   readonly #drained = (): void => {
+    this.#waiting = false
     this.#from?.resume()
+  }
+
+  get stopped(): Net.Socket | undefined {
+    return this.#waiting ? this.#from : undefined
   }
 
   readonly #ended = (): void => {
@@ -92,12 +107,15 @@ export class SharedBufferReads implements BackendReads {
     // A socket dialled without `onread` (a dialer of an embedding app may ignore it) reads through `data` events.
     if (onreadKeys === undefined || Reflect.get(from, onreadKeys.callback) !== this.#read) {
       from.on("data", (chunk: Buffer) => {
-        if (!to.write(chunk)) from.pause()
+        if (to.write(chunk)) return
+        from.pause()
+        this.#wait()
       })
     }
     if (from.readableEnded) to.end()
     else from.on("end", this.#ended)
     if (flowing) from.resume()
+    else this.#wait()
   }
 }
 

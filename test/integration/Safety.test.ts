@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, type Scope } from "effect"
 import { type CliProcess, listeningPort, runCli, spawnCli } from "./cli.ts"
-import { connect, echoServer, eventually, exchange, readAll, server, until } from "./helpers.ts"
+import { connect, echoServer, eventually, exchange, flood, readAll, resetSeen, server, until, untilBlocked } from "./helpers.ts"
 
 /** A scratch directory for config files, removed when the scope ends. */
 const scratch = Effect.acquireRelease(
@@ -312,33 +312,6 @@ const memoryOf = (cli: CliProcess, n: number) =>
     return usage
   })
 
-/** A flood toward a peer that does not read: 64 KiB chunks, as fast as `socket` takes them, up to `total` bytes. */
-const flood = (socket: Net.Socket, written: Map<Net.Socket, number>, total: number) => {
-  const chunk = Buffer.alloc(64 * 1024, 1)
-  written.set(socket, 0)
-  const pump = () => {
-    while (written.get(socket)! < total && !socket.destroyed) {
-      written.set(socket, written.get(socket)! + chunk.length)
-      if (!socket.write(chunk)) return
-    }
-  }
-  socket.on("drain", pump)
-  pump()
-}
-
-/** Waits until all `count` floods are blocked (each waits for 'drain', or is done) and nothing moves for a while. */
-const untilBlocked = (written: Map<Net.Socket, number>, count: number, total: number) => {
-  let last = -1
-  let still = 0
-  return until("every flood to be blocked", () => {
-    const sum = [...written.values()].reduce((bytes, n) => bytes + n, 0)
-    const blocked = written.size === count && [...written].every(([socket, n]) => socket.writableNeedDrain || n >= total)
-    still = blocked && sum === last ? still + 1 : 0
-    last = sum
-    return still >= 10
-  }, 1_000)
-}
-
 /** The proxy's open descriptors. */
 const descriptorsOf = (cli: CliProcess): number => readdirSync(`/proc/${cli.child.pid}/fd`).length
 
@@ -484,4 +457,67 @@ describe("backends that do not read", () => {
       }))
       yield* heldAtMost64KiB(cli, port, before, count)
     }), { timeout: 60_000 })
+})
+
+describe("a peer that resets while the proxy waits for the other side", () => {
+  // The proxy stops reading a socket whose bytes the other side cannot take; it still notices a reset there.
+  const count = 20
+  const perConnection = 8 * 1024 * 1024
+
+  it.live("a flooding client that resets: its backend, which reads nothing, is reset too (end=client_reset)", () =>
+    Effect.gen(function*() {
+      const written = new Map<Net.Socket, number>()
+      // FLOOD: read nothing more; anything else: echo.
+      const backend = yield* server((socket) => {
+        socket.on("error", () => undefined)
+        socket.on("end", () => socket.end())
+        socket.once("data", (first: Buffer) => {
+          if (first.toString("latin1").startsWith("FLOOD")) socket.pause()
+          else socket.write(first)
+        })
+      })
+      const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address])
+      const port = yield* listeningPort(cli)
+      const clients: Array<Net.Socket> = []
+      for (let i = 0; i < count; i++) {
+        const client = yield* connect(port)
+        client.on("error", () => undefined)
+        clients.push(client)
+        client.write("FLOOD")
+        flood(client, written, perConnection)
+      }
+      yield* untilBlocked(written, count, perConnection)
+      // Health checks connect too, and send nothing.
+      const relayed = backend.accepted.filter((socket) => socket.bytesRead > 0)
+      assert.strictEqual(relayed.length, count)
+      clients.forEach((client) => client.resetAndDestroy())
+      yield* until("every access line", () => (cli.stderr().match(/end=client_reset/g) ?? []).length === count, 500)
+      // The backends, reading again, find their connections reset.
+      assert.deepStrictEqual(yield* Effect.forEach(relayed, resetSeen), relayed.map(() => "ECONNRESET"))
+      assert.strictEqual((yield* exchange(port, "still served")).data.toString(), "still served")
+    }), { timeout: 30_000 })
+
+  it.live("a flooding backend that resets: its client, which reads nothing, is reset too (end=backend_reset)", () =>
+    Effect.gen(function*() {
+      const written = new Map<Net.Socket, number>()
+      const backend = yield* server((socket) => {
+        socket.on("error", () => undefined)
+        socket.once("data", () => flood(socket, written, perConnection))
+      })
+      const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address])
+      const port = yield* listeningPort(cli)
+      const clients: Array<Net.Socket> = []
+      for (let i = 0; i < count; i++) {
+        const client = yield* connect(port)
+        client.on("error", () => undefined)
+        client.pause()
+        client.write("FLOOD")
+        clients.push(client)
+      }
+      yield* untilBlocked(written, count, perConnection)
+      written.forEach((_, socket) => socket.resetAndDestroy())
+      yield* until("every access line", () => (cli.stderr().match(/end=backend_reset/g) ?? []).length === count, 500)
+      // The clients, reading again, find their connections reset.
+      assert.deepStrictEqual(yield* Effect.forEach(clients, resetSeen), clients.map(() => "ECONNRESET"))
+    }), { timeout: 30_000 })
 })

@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
+import type * as Net from "node:net"
 import * as Tls from "node:tls"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
@@ -13,9 +14,13 @@ import {
   echoServer,
   eventually,
   type LogLine,
+  flood,
   readAll,
+  resetSeen,
+  server,
   startProxy,
-  testConfig
+  testConfig,
+  untilBlocked
 } from "./helpers.ts"
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url))
@@ -134,6 +139,38 @@ describe("TLS termination", () => {
       assert.strictEqual(ended.annotations.end, "protocol_error")
     }).pipe(Effect.provide(captureLogs(lines)))
   })
+})
+
+describe("a TLS client that resets while its backend reads nothing", () => {
+  it.live("the proxy notices the reset under the TLS session and resets the backend (end=client_reset)", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      const relayed: Array<Net.Socket> = []
+      const paused = yield* server((socket) => {
+        socket.on("error", () => {})
+        socket.once("data", () => {
+          socket.pause()
+          relayed.push(socket)
+        })
+      })
+      const proxy = yield* startProxy(testConfig([paused.address], { tls: Option.some(files("default")) }))
+      const raw = yield* connect(proxy.port)
+      raw.on("error", () => {})
+      const secure = Tls.connect({ socket: raw, ca, checkServerIdentity: () => undefined })
+      secure.on("error", () => {})
+      yield* Effect.callback<void>((resume) => {
+        secure.once("secureConnect", () => resume(Effect.void))
+      })
+      const written = new Map<Net.Socket, number>()
+      flood(secure, written, 64 * 1024 * 1024)
+      yield* untilBlocked(written, 1, 64 * 1024 * 1024)
+      raw.resetAndDestroy()
+      const ended = yield* eventually("the connection's line", Effect.sync(() =>
+        Option.fromNullishOr(closedLines(lines)[0])), 500)
+      assert.strictEqual(ended.annotations.end, "client_reset")
+      assert.strictEqual(yield* resetSeen(relayed[0]!), "ECONNRESET")
+    }).pipe(Effect.provide(captureLogs(lines)))
+  }, { timeout: 30_000 })
 })
 
 describe("SNI routing", () => {

@@ -199,3 +199,39 @@ export const startProxy = (config: Config.ProxyConfig, overrides: TcpProxy.Overr
       metrics: Context.get(context, Metrics)
     })
   )
+
+/** A flood toward a peer that does not read: 64 KiB chunks, as fast as `socket` takes them, up to `total` bytes. */
+export const flood = (socket: Net.Socket, written: Map<Net.Socket, number>, total: number) => {
+  const chunk = Buffer.alloc(64 * 1024, 1)
+  written.set(socket, 0)
+  const pump = () => {
+    while (written.get(socket)! < total && !socket.destroyed) {
+      written.set(socket, written.get(socket)! + chunk.length)
+      if (!socket.write(chunk)) return
+    }
+  }
+  socket.on("drain", pump)
+  pump()
+}
+
+/** Waits until all `count` floods are blocked (each waits for 'drain', or is done) and nothing moves for a while. */
+export const untilBlocked = (written: Map<Net.Socket, number>, count: number, total: number) => {
+  let last = -1
+  let still = 0
+  return until("every flood to be blocked", () => {
+    const sum = [...written.values()].reduce((bytes, n) => bytes + n, 0)
+    const blocked = written.size === count && [...written].every(([socket, n]) => socket.writableNeedDrain || n >= total)
+    still = blocked && sum === last ? still + 1 : 0
+    last = sum
+    return still >= 10
+  }, 1_000)
+}
+
+/** Resumes a paused socket and completes with the code of the error it closes with (none for a clean close). */
+export const resetSeen = (socket: Net.Socket) =>
+  Effect.callback<string | undefined>((resume) => {
+    const code = () => (socket.errored as NodeJS.ErrnoException | null)?.code
+    if (socket.closed) return resume(Effect.succeed(code()))
+    socket.on("close", () => resume(Effect.succeed(code())))
+    socket.resume()
+  })
