@@ -449,8 +449,8 @@ describe("backends that do not read", () => {
           client.write("FLOOD")
           flood(client, written, perConnection)
         }
-        // When a round ends, the backends read again: a proxy socket that waits for its peer to read does not
-        // notice that its other peer is gone.
+        // When a round ends, the backends read again: the clients close with their bytes unsent (FIN queued behind
+        // them, no reset), which the proxy, waiting for the backend to read, cannot see.
         yield* Effect.addFinalizer(() => Effect.sync(() => backend.accepted.forEach((socket) => socket.resume())))
         // Every flood blocked: each client waits for 'drain', and nothing moves for a while.
         yield* untilBlocked(written, count, perConnection)
