@@ -53,25 +53,43 @@ export const formatJson = Logger.map(
 
 const levels: Record<LogLevelName, LogLevel.LogLevel> = { debug: "Debug", info: "Info", warn: "Warn", error: "Error" }
 
-/** Lines gathered and written to stderr together, at most `windowMs` after the first of a batch. */
+/** The size of a batch's buffer; a batch that would overflow it is written first. */
+const batchBytes = 64 * 1024
+
+/**
+ * Lines gathered and written to stderr together, at most `windowMs` after
+ * the first of a batch. Each line is encoded into the batch's buffer as it
+ * comes, so a batch holds no strings for the garbage collector to copy, and
+ * writing it needs no concatenation.
+ */
 const batchedStderr = (windowMs: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      let pending = ""
+      let buffer = Buffer.allocUnsafeSlow(batchBytes)
+      let used = 0
       let timer: ReturnType<typeof setTimeout> | undefined
       const flush = () => {
         if (timer !== undefined) clearTimeout(timer)
         timer = undefined
-        if (pending === "") return
-        const text = pending
-        pending = ""
-        process.stderr.write(text)
+        if (used === 0) return
+        // stderr may keep the bytes until they are written: the next batch gets a buffer of its own.
+        const batch = buffer.subarray(0, used)
+        buffer = Buffer.allocUnsafeSlow(batchBytes)
+        used = 0
+        process.stderr.write(batch)
       }
       return {
         flush,
         write: (line: string) => {
-          pending += `${line}\n`
-          if (timer === undefined) timer = setTimeout(flush, windowMs).unref()
+          // A UTF-16 unit takes at most 3 bytes in UTF-8; the newline one more.
+          const most = line.length * 3 + 1
+          if (used + most > batchBytes) flush()
+          if (most > batchBytes) process.stderr.write(`${line}\n`)
+          else {
+            used += buffer.write(line, used, "utf8")
+            buffer[used++] = 10
+          }
+          timer ??= setTimeout(flush, windowMs).unref()
         }
       }
     }),
