@@ -464,6 +464,19 @@ describe("a peer that resets while the proxy waits for the other side", () => {
   const count = 20
   const perConnection = 8 * 1024 * 1024
 
+  /** `count` clients of the proxy at `port`, their errors ignored, each set going by `start`. */
+  const clientsOf = (port: number, start: (client: Net.Socket) => void) =>
+    Effect.forEach(Array.from({ length: count }), () =>
+      Effect.map(connect(port), (client) => {
+        client.on("error", () => undefined)
+        start(client)
+        return client
+      }))
+
+  /** Waits for `count` access lines ending as `end`. */
+  const untilEnded = (cli: CliProcess, end: string) =>
+    until(`${count} lines with end=${end}`, () => cli.stderr().split(`end=${end}`).length - 1 === count, 500)
+
   it.live("a flooding client that resets: its backend, which reads nothing, is reset too (end=client_reset)", () =>
     Effect.gen(function*() {
       const written = new Map<Net.Socket, number>()
@@ -478,20 +491,16 @@ describe("a peer that resets while the proxy waits for the other side", () => {
       })
       const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address])
       const port = yield* listeningPort(cli)
-      const clients: Array<Net.Socket> = []
-      for (let i = 0; i < count; i++) {
-        const client = yield* connect(port)
-        client.on("error", () => undefined)
-        clients.push(client)
+      const clients = yield* clientsOf(port, (client) => {
         client.write("FLOOD")
         flood(client, written, perConnection)
-      }
+      })
       yield* untilBlocked(written, count, perConnection)
       // Health checks connect too, and send nothing.
       const relayed = backend.accepted.filter((socket) => socket.bytesRead > 0)
       assert.strictEqual(relayed.length, count)
       clients.forEach((client) => client.resetAndDestroy())
-      yield* until("every access line", () => (cli.stderr().match(/end=client_reset/g) ?? []).length === count, 500)
+      yield* untilEnded(cli, "client_reset")
       // The backends, reading again, find their connections reset.
       assert.deepStrictEqual(yield* Effect.forEach(relayed, resetSeen), relayed.map(() => "ECONNRESET"))
       assert.strictEqual((yield* exchange(port, "still served")).data.toString(), "still served")
@@ -506,17 +515,13 @@ describe("a peer that resets while the proxy waits for the other side", () => {
       })
       const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address])
       const port = yield* listeningPort(cli)
-      const clients: Array<Net.Socket> = []
-      for (let i = 0; i < count; i++) {
-        const client = yield* connect(port)
-        client.on("error", () => undefined)
+      const clients = yield* clientsOf(port, (client) => {
         client.pause()
         client.write("FLOOD")
-        clients.push(client)
-      }
+      })
       yield* untilBlocked(written, count, perConnection)
       written.forEach((_, socket) => socket.resetAndDestroy())
-      yield* until("every access line", () => (cli.stderr().match(/end=backend_reset/g) ?? []).length === count, 500)
+      yield* untilEnded(cli, "backend_reset")
       // The clients, reading again, find their connections reset.
       assert.deepStrictEqual(yield* Effect.forEach(clients, resetSeen), clients.map(() => "ECONNRESET"))
     }), { timeout: 30_000 })
