@@ -114,13 +114,22 @@ const oneLine = (message: string): string => {
   return suggestions.length === 0 ? first : `${first} (did you mean ${suggestions.join(" or ")}?)`
 }
 
+/** A CLI error in one line; a flag given more than once says so in those words. */
+const describeCliError = (error: CliError.CliError): string => {
+  if (error._tag === "InvalidValue" && error.kind === "flag") {
+    const repeated = /^(\d+) occurrences$/.exec(error.value)
+    if (repeated !== null) return `--${error.option} is given ${repeated[1]} times: give it once`
+  }
+  return oneLine(error.message)
+}
+
 const cliLayer = Layer.mergeAll(
   NodeServices.layer,
   CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version] }),
   CliOutput.layerPresenter({
     present: (event) =>
       event._tag === "InvalidInvocation"
-        ? Console.error(`tcp-proxy: ${event.errors.map((error) => oneLine(error.message)).join("; ")}`)
+        ? Console.error(`tcp-proxy: ${event.errors.map(describeCliError).join("; ")}`)
         : CliOutput.defaultPresenter.present(event)
   })
 )

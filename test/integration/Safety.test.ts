@@ -230,6 +230,14 @@ describe("hostile config", () => {
     Effect.gen(function*() {
       assertOneLineError(yield* runCli(["--timout", "3s", "127.0.0.1:1"]), /--timout.*did you mean --timeout\?/)
     }))
+
+  it.live("a flag given twice is one line naming it", () =>
+    Effect.gen(function*() {
+      assertOneLineError(
+        yield* runCli(["--log-level", "warn", "--log-level", "info", "127.0.0.1:1"]),
+        /^tcp-proxy: --log-level is given 2 times: give it once$/
+      )
+    }))
 })
 
 describe("admin endpoint limits", () => {
