@@ -805,7 +805,7 @@ const profileThroughput = async (ctx: Context, workload: Workload, target: numbe
     const dir = Path.join(ctx.out, "prof", `${workload}-${id}`)
     Fs.mkdirSync(dir, { recursive: true })
     const contender = await startContender(ctx, id, target, `prof-${workload}`, {
-      flags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--trace-gc"]
+      flags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--trace-gc-nvp"]
     })
     let sample: Sample | undefined
     let window: { startUs: number; endUs: number } | undefined
@@ -840,25 +840,43 @@ const profileThroughput = async (ctx: Context, workload: Workload, target: numbe
 const keepGcLines = (file: string) => {
   if (!Fs.existsSync(file) || Fs.statSync(file).size < 1_000_000) return
   const lines = Fs.readFileSync(file, "utf8").split("\n")
-  Fs.writeFileSync(file, [...lines.slice(0, 20), "...", ...lines.filter((line) => line.includes(" ms: "))].join("\n") + "\n")
+  Fs.writeFileSync(file, [...lines.slice(0, 20), "...", ...lines.filter((line) => line.includes(" gc="))].join("\n") + "\n")
 }
 
-/** Counts and times the collections `--trace-gc` logged (the whole run, warm-up included). */
+/** The collections `--trace-gc-nvp` names. */
+const gcKinds: Record<string, string> = { s: "Scavenge", mc: "Mark-Compact", ms: "Minor Mark-Sweep" }
+
+/** A numeric field of a `--trace-gc-nvp` line, 0 when absent. */
+const nvpField = (line: string, name: string): number => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1] ?? 0)
+
+/**
+ * Counts and times the collections `--trace-gc-nvp` logged (the whole run,
+ * warm-up included), and what the median scavenge promoted to the old
+ * generation: a proxy whose finished connections are promoted pays for them
+ * again in mark-compacts (PERF-NOTES, round 4).
+ */
 const gcSummary = (file: string, ops: { readonly count: number; readonly label: string }): string => {
-  const kinds = new Map<string, { n: number; ms: number; heap: number }>()
+  const kinds = new Map<string, { n: number; ms: number }>()
+  const promoted: Array<number> = []
+  let heapMB = 0
   for (const line of Fs.existsSync(file) ? Fs.readFileSync(file, "utf8").split("\n") : []) {
-    const m = /: (Mark-Compact|Scavenge|Minor Mark-Sweep)[^,]*?([\d.]+) \([\d.]+\) MB, pooled: \S+ MB, ([\d.]+) \/ [\d.]+ ms(?:\s+\(\+ ([\d.]+) ms in)?/.exec(line)
-    if (m === null) continue
-    const kind = kinds.get(m[1]!) ?? { n: 0, ms: 0, heap: 0 }
+    const code = /\bgc=(\w+)/.exec(line)?.[1]
+    if (code === undefined) continue
+    const name = gcKinds[code] ?? code
+    const kind = kinds.get(name) ?? { n: 0, ms: 0 }
     kind.n++
-    kind.ms += Number(m[3]) + Number(m[4] ?? 0)
-    kind.heap = Number(m[2])
-    kinds.set(m[1]!, kind)
+    kind.ms += nvpField(line, "pause") + nvpField(line, "incremental")
+    kinds.set(name, kind)
+    if (code === "s") promoted.push(nvpField(line, "promoted"))
+    heapMB = nvpField(line, "end_object_size") / 2 ** 20
   }
   if (kinds.size === 0) return ""
-  return "GC (--trace-gc, main-thread pauses and incremental steps, warm-up included): " +
+  // The median scavenge: start-up promotes the proxy's modules once, the steady state is what repeats.
+  const median = promoted.sort((a, b) => a - b)[Math.floor(promoted.length / 2)]
+  return "GC (--trace-gc-nvp, main-thread pauses and incremental steps, warm-up included): " +
     [...kinds].map(([name, k]) => `${k.n} ${name} ${k.ms.toFixed(0)} ms (${(k.ms / k.n).toFixed(1)} ms each)`).join(", ") +
-    `; heap after the last: ${[...kinds.values()].at(-1)?.heap ?? "?"} MB; ${ops.count.toFixed(ops.label === "GB" ? 2 : 0)} ${ops.label} measured\n`
+    (median === undefined ? "" : `; the median scavenge promoted ${(median / 1024).toFixed(0)} KiB`) +
+    `; heap after the last: ${heapMB.toFixed(1)} MB; ${ops.count.toFixed(ops.label === "GB" ? 2 : 0)} ${ops.label} measured\n`
 }
 
 const probe = (port: number): Promise<NodeJS.MemoryUsage> =>
