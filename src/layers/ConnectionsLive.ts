@@ -24,18 +24,19 @@ class Slots {
   readonly #free: Array<number> = []
   readonly #whenEmpty: Array<() => void> = []
   #taken = 0
-  closed = false
+  #closed = false
 
   get taken(): number {
     return this.#taken
   }
 
-  /** Holds `fiber` until it ends. */
+  /** Holds `fiber` until it ends; once closed, interrupts it at once (its exit handler closes its sockets). */
   add(fiber: Fiber.Fiber<void>): void {
     const slot = this.#free.pop() ?? this.#fibers.length
     this.#fibers[slot] = fiber
     this.#taken++
     fiber.addObserver(this.#release(slot))
+    if (this.#closed) fiber.interruptUnsafe()
   }
 
   #release = (slot: number) => (_: Exit.Exit<void>): void => {
@@ -46,7 +47,7 @@ class Slots {
   }
 
   /** The fibers held now. */
-  held(): Array<Fiber.Fiber<void>> {
+  #held(): Array<Fiber.Fiber<void>> {
     return this.#fibers.filter((fiber) => fiber !== undefined)
   }
 
@@ -62,7 +63,13 @@ class Slots {
   })
 
   /** Interrupts every fiber held and waits for them to end. */
-  readonly interruptAll: Effect.Effect<void> = Effect.suspend(() => Fiber.interruptAll(this.held()))
+  readonly interruptAll: Effect.Effect<void> = Effect.suspend(() => Fiber.interruptAll(this.#held()))
+
+  /** Interrupts what is held, and from now on every fiber added. */
+  readonly close: Effect.Effect<void> = Effect.suspend(() => {
+    this.#closed = true
+    return this.interruptAll
+  })
 }
 
 /** Connection fibers held as long as the layer; closing it interrupts what is left. */
@@ -71,20 +78,10 @@ export const layer: Layer.Layer<Connections, never, Metrics> = Layer.effect(
   Effect.gen(function*() {
     const slots = new Slots()
     const run = Effect.runForkWith(yield* Effect.context<never>())
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        slots.closed = true
-        return slots.interruptAll
-      })
-    )
+    yield* Effect.addFinalizer(() => slots.close)
     yield* (yield* Metrics).trackConnections(() => slots.taken)
     return Connections.of({
-      runUnsafe: (connection) => {
-        const fiber = run(connection)
-        slots.add(fiber)
-        // A connection that arrives once the set has closed is cut at once (its exit handler closes its sockets).
-        if (slots.closed) fiber.interruptUnsafe()
-      },
+      runUnsafe: (connection) => slots.add(run(connection)),
       open: () => slots.taken,
       awaitEmpty: slots.awaitEmpty,
       interruptAll: slots.interruptAll

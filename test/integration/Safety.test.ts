@@ -338,6 +338,17 @@ const measuredAfterWarmUp = <R>(cli: CliProcess, stall: Effect.Effect<void, Erro
     return before
   })
 
+/** A backend that echoes what a connection sends first, except `FLOOD`: then `onFlood` takes the connection over. */
+const floodOrEcho = (onFlood: (socket: Net.Socket) => void) =>
+  server((socket) => {
+    socket.on("error", () => undefined)
+    socket.on("end", () => socket.end())
+    socket.once("data", (first: Buffer) => {
+      if (first.toString("latin1").startsWith("FLOOD")) onFlood(socket)
+      else socket.write(first)
+    })
+  })
+
 /** The proxy holds at most 64 KiB of heap and buffers (96 KiB resident) per connection since `before`, and still serves. */
 const heldAtMost64KiB = (cli: CliProcess, port: number, before: MemoryUsage, count: number) =>
   Effect.gen(function*() {
@@ -355,14 +366,8 @@ describe("clients that do not read", () => {
       const count = 200
       const perConnection = 8 * 1024 * 1024
       const written = new Map<Net.Socket, number>()
-      // FLOOD: up to 8 MiB as fast as the socket takes it; anything else: echo.
-      const backend = yield* server((socket) => {
-        socket.on("end", () => socket.end())
-        socket.once("data", (first: Buffer) => {
-          if (first.toString("latin1").startsWith("FLOOD")) flood(socket, written, perConnection)
-          else socket.write(first)
-        })
-      })
+      // FLOOD: up to 8 MiB as fast as the socket takes it.
+      const backend = yield* floodOrEcho((socket) => flood(socket, written, perConnection))
       const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address], { nodeArgs: memoryProbe })
       const port = yield* listeningPort(cli)
       const before = yield* measuredAfterWarmUp(cli, Effect.gen(function*() {
@@ -440,14 +445,8 @@ describe("backends that do not read", () => {
       const count = 200
       const perConnection = 8 * 1024 * 1024
       const written = new Map<Net.Socket, number>()
-      // FLOOD: read nothing more; anything else: echo.
-      const backend = yield* server((socket) => {
-        socket.on("end", () => socket.end())
-        socket.once("data", (first: Buffer) => {
-          if (first.toString("latin1").startsWith("FLOOD")) socket.pause()
-          else socket.write(first)
-        })
-      })
+      // FLOOD: read nothing more.
+      const backend = yield* floodOrEcho((socket) => socket.pause())
       const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address], { nodeArgs: memoryProbe })
       const port = yield* listeningPort(cli)
       const before = yield* measuredAfterWarmUp(cli, Effect.gen(function*() {
@@ -488,15 +487,8 @@ describe("a peer that resets while the proxy waits for the other side", () => {
   it.live("a flooding client that resets: its backend, which reads nothing, is reset too (end=client_reset)", () =>
     Effect.gen(function*() {
       const written = new Map<Net.Socket, number>()
-      // FLOOD: read nothing more; anything else: echo.
-      const backend = yield* server((socket) => {
-        socket.on("error", () => undefined)
-        socket.on("end", () => socket.end())
-        socket.once("data", (first: Buffer) => {
-          if (first.toString("latin1").startsWith("FLOOD")) socket.pause()
-          else socket.write(first)
-        })
-      })
+      // FLOOD: read nothing more.
+      const backend = yield* floodOrEcho((socket) => socket.pause())
       const cli = yield* spawnCli(["--laddr", "127.0.0.1:0", backend.address])
       const port = yield* listeningPort(cli)
       const clients = yield* clientsOf(port, (client) => {
