@@ -1,11 +1,17 @@
 /**
  * Reads into one buffer that every relayed socket shares (Node's `onread`),
  * instead of a fresh buffer per read. Each read is copied into a chunk from a
- * small pool and written on at once; the chunk goes back to the pool when the
- * write is done. When the other side cannot take more, the callback stops the
- * socket reading there and then. Backend sockets are dialled this way; a
- * plain client socket, which `net.Server` creates without `onread`, is
- * switched over when its relay starts ({@link adopt}).
+ * small pool and written on at once; the chunk goes back to the pool as soon
+ * as the other side holds none of its bytes (at once when the write went
+ * straight to the kernel, else once the other side drains). When the other
+ * side cannot take more, the callback stops the socket reading there and
+ * then. Backend sockets are dialled this way; a plain client socket, which
+ * `net.Server` creates without `onread`, is switched over when its relay
+ * starts ({@link adopt}).
+ *
+ * No write takes a callback: Node schedules a tick for every write whose
+ * callback it has to call, and a connection that carries one request and
+ * one response would pay two.
  *
  * Two things follow. A connection whose peer does not read holds one chunk
  * (32 KiB) of the other side's bytes, where `data` events would hold the
@@ -44,7 +50,7 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   #to: Net.Socket | undefined
   /** Whether `#from` has stopped reading until `#to` drains. */
   #waiting = false
-  /** Chunks written to `#to` whose writes are not done yet, oldest first (writes complete in order). */
+  /** Chunks whose bytes `#to` may still hold: written to it while it had earlier writes pending. */
   readonly #inFlight: Array<Buffer> = []
   /** Reads before the relay started, in order. */
   #early: Array<Buffer> | undefined
@@ -53,21 +59,29 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#early = early
   }
 
-  readonly #written = (): void => {
-    const chunk = this.#inFlight.shift()
-    if (chunk !== undefined) release(chunk)
+  /** Gives the chunks in flight back to the pool once `to` holds no bytes: all its writes are done. */
+  #settle(to: Net.Socket): void {
+    if (to.writableLength > 0) return
+    for (const chunk of this.#inFlight) release(chunk)
+    this.#inFlight.length = 0
   }
 
   // `false` stops the socket reading until it is resumed.
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
-    if (this.#to === undefined) {
+    const to = this.#to
+    if (to === undefined) {
       ;(this.#early ??= []).push(Buffer.copyBytesFrom(buffer, 0, bytes))
       return false
     }
     const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
     chunk.set(buffer.subarray(0, bytes))
-    this.#inFlight.push(chunk)
-    if (this.#to.write(chunk.subarray(0, bytes), this.#written)) return true
+    const flowing = to.write(chunk.subarray(0, bytes))
+    // Nothing pending: the write went to the kernel whole, and so did every earlier one.
+    if (to.writableLength === 0) {
+      release(chunk)
+      if (this.#inFlight.length > 0) this.#settle(to)
+    } else this.#inFlight.push(chunk)
+    if (flowing) return true
     this.#wait()
     return false
   }
@@ -79,6 +93,7 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
 
   readonly #drained = (): void => {
     this.#waiting = false
+    if (this.#to !== undefined) this.#settle(this.#to)
     this.#from?.resume()
   }
 

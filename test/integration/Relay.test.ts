@@ -155,6 +155,48 @@ describe("relay", () => {
     }).pipe(Effect.provide(captureLogs(lines)))
   })
 
+  it.live("every byte intact while writes wait: 8 connections, 16 MiB each way, both ends reading in bursts", () =>
+    Effect.gen(function*() {
+      // The proxy reuses the chunks it reads into once their writes are done: a chunk reused while a write still
+      // waited would corrupt a stream. Every client first lets its backend's writes pile up, then both ends read in
+      // bursts, so that writes wait on both sides again and again while the other connections keep reading.
+      // More than the socket buffers between a backend and its client hold: its writes wait until the client reads.
+      const payload = randomBytes(16 * 1024 * 1024)
+      const inBursts = (socket: Net.Socket, hash: ReturnType<typeof createHash>) =>
+        socket.on("data", (chunk: Buffer) => {
+          hash.update(chunk)
+          socket.pause()
+          setImmediate(() => socket.resume())
+        })
+      const atBackends: Array<string> = []
+      const backend = yield* server((socket) => {
+        const hash = createHash("sha256")
+        inBursts(socket, hash)
+        socket.on("end", () => atBackends.push(hash.digest("hex")))
+        socket.end(payload)
+      })
+      const proxy = yield* startProxy(testConfig([backend.address]))
+      const clients = yield* Effect.forEach(Array.from({ length: 8 }), () => connect(proxy.port))
+      for (const client of clients) {
+        client.pause()
+        client.end(payload)
+      }
+      // Health checks connect too, and send nothing.
+      const relayedTo = () => backend.accepted.filter((socket) => socket.bytesRead > 0)
+      yield* until("every backend's writes to wait", () =>
+        relayedTo().length === 8 && relayedTo().every((socket) => socket.writableLength > 0))
+      const atClients = yield* Effect.forEach(clients, (client) =>
+        Effect.callback<string>((resume) => {
+          const hash = createHash("sha256")
+          inBursts(client, hash)
+          client.on("end", () => resume(Effect.succeed(hash.digest("hex"))))
+          client.resume()
+        }), { concurrency: "unbounded" })
+      assert.deepStrictEqual(new Set(atClients), new Set([sha256(payload)]))
+      yield* until("every backend to have read its client's bytes", () => atBackends.length === 8)
+      assert.deepStrictEqual(new Set(atBackends), new Set([sha256(payload)]))
+    }), { timeout: 30_000 })
+
   it.live("a slow reader slows its writer: proxy buffers stay bounded", () =>
     Effect.gen(function*() {
       // The backend writes as fast as the proxy accepts; the client does not read.
