@@ -314,44 +314,50 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
       }
     }
 
-    /** Closes the connection's scope (the backend connection and its lease), then accounts for the connection. */
-    const finish = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const closed = conn.scope === undefined ? undefined : Scope.closeUnsafe(conn.scope, exit)
-        return closed === undefined ? account(conn, exit) : Effect.ensuring(closed, account(conn, exit))
-      })
+    /**
+     * Closes the connection's scope (the backend connection and its lease),
+     * then accounts for the connection. The pool's finalizer does its work
+     * when the scope closes: what it returns has happened already, and the
+     * plain path accounts without another step.
+     */
+    const finish = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> => {
+      const closing = conn.scope === undefined ? undefined : Scope.closeUnsafe(conn.scope, exit)
+      if (closing === undefined || (Exit.isExit(closing) && Exit.isSuccess(closing))) return account(conn, exit)
+      return Effect.ensuring(closing, Effect.suspend(() => account(conn, exit)))
+    }
 
-    /** Closes what is left of the client side, and accounts for the connection once. */
-    const account = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const { socket } = conn
-        const { ending, error } = endingOf(exit)
-        conn.admittedBy?.release(conn.ip)
-        conn.downstream?.destroy()
-        // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
-        if (ending.end === "shutdown") reset(socket)
-        else socket.destroy()
-        const durationMs = performance.now() - conn.started
-        metrics.connectionClosed({
-          bytesIn: socket.bytesRead,
-          bytesOut: socket.bytesWritten,
-          durationSeconds: durationMs / 1000,
-          error: ending.error
-        })
-        const reported = error === undefined ? undefined : report(conn, error)
-        if (!conn.limits.logsInfo) return reported ?? Effect.void
-        const logged = accessLog.write({
-          client: conn.peer,
-          backend: conn.upstream?.backend.backend.address ??
-            (error?._tag === "DialFailed" || error?._tag === "LocalResource" ? error.backend : undefined),
-          backend_local: conn.backendLocal,
-          bytes_in: socket.bytesRead,
-          bytes_out: socket.bytesWritten,
-          duration_ms: Math.round(durationMs),
-          end: ending.end
-        })
-        return reported === undefined ? logged : Effect.andThen(reported, logged)
+    /** Closes what is left of the client side, and accounts for the connection once; the effect logs what it has to. */
+    const account = (conn: ClientConnection, exit: Exit.Exit<void, ConnectionError>): Effect.Effect<void> => {
+      const { socket } = conn
+      const { ending, error } = endingOf(exit)
+      conn.admittedBy?.release(conn.ip)
+      conn.downstream?.destroy()
+      // A connection cut by the end of a drain is reset, so that its client can tell its stream was cut.
+      if (ending.end === "shutdown") reset(socket)
+      else socket.destroy()
+      const durationMs = performance.now() - conn.started
+      const bytesIn = socket.bytesRead
+      const bytesOut = socket.bytesWritten
+      metrics.connectionClosed({
+        bytesIn,
+        bytesOut,
+        durationSeconds: durationMs / 1000,
+        error: ending.error
       })
+      const reported = error === undefined ? undefined : report(conn, error)
+      if (!conn.limits.logsInfo) return reported ?? Effect.void
+      const logged = accessLog.write({
+        client: conn.peer,
+        backend: conn.upstream?.backend.backend.address ??
+          (error?._tag === "DialFailed" || error?._tag === "LocalResource" ? error.backend : undefined),
+        backend_local: conn.backendLocal,
+        bytes_in: bytesIn,
+        bytes_out: bytesOut,
+        duration_ms: Math.round(durationMs),
+        end: ending.end
+      })
+      return reported === undefined ? logged : Effect.andThen(reported, logged)
+    }
 
     return Connection.of({
       handle: (socket) => {

@@ -31,7 +31,10 @@ export const failureOf = (code: string | undefined): DialFailure => {
   }
 }
 
-const ignore = () => {}
+/** Node passes stream options such as `highWaterMark` on to the socket; the typings leave them out. */
+interface DialOptions extends Net.TcpNetConnectOpts {
+  readonly highWaterMark: number
+}
 
 /**
  * Dials over TCP with `noDelay` and half-close allowed, and a high-water mark
@@ -43,29 +46,29 @@ const ignore = () => {}
 export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
   dial: (backend, timeoutMs, reads) =>
     Effect.callback<Net.Socket, DialError>((resume) => {
-      // Node passes stream options such as `highWaterMark` on to the socket; the typings leave them out.
-      const options: Net.TcpNetConnectOpts & { readonly highWaterMark: number } = {
+      const options: DialOptions = {
         host: backend.host,
         port: backend.port,
         allowHalfOpen: true,
         noDelay: true,
         highWaterMark: 1,
-        ...(reads === undefined ? {} : { onread: reads.onread })
+        onread: reads?.onread
       }
       const socket = Net.connect(options)
+      let connected = false
       const fail = (reason: DialFailure, code: string | undefined) => {
         clearTimeout(timer)
         socket.destroy()
         resume(Effect.fail(new DialError({ backend: backend.address, reason, code })))
       }
-      const onError = (error: NodeJS.ErrnoException) => fail(failureOf(error.code), error.code)
       const timer = setTimeout(() => fail("timeout", undefined), timeoutMs)
-      socket.once("error", onError)
-      socket.once("connect", () => {
+      // Once connected, an error is the relay's to see: until it watches, one must not crash the process.
+      socket.on("error", (error: NodeJS.ErrnoException) => {
+        if (!connected) fail(failureOf(error.code), error.code)
+      })
+      socket.on("connect", () => {
+        connected = true
         clearTimeout(timer)
-        socket.off("error", onError)
-        // Until the relay watches it, an error on the socket must not crash the process.
-        socket.on("error", ignore)
         resume(Effect.succeed(socket))
       })
       return Effect.sync(() => {

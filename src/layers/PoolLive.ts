@@ -81,8 +81,11 @@ class Held {
   constructor(metrics: Metrics["Service"]) {
     this.metrics = metrics
   }
-  /** Closes the backend connection, adds its bytes to the backend's counters, and gives the place back. */
-  close(): void {
+  /**
+   * The scope's finalizer: closes the backend connection, adds its bytes to
+   * the backend's counters, and gives the place back, there and then.
+   */
+  readonly close = (): Effect.Effect<void> => {
     const upstream = this.upstream
     if (upstream !== undefined) {
       const { connection, socket } = upstream
@@ -91,11 +94,9 @@ class Held {
       this.metrics.transferred(upstream.backend.backend.address, connection.bytesWritten, connection.bytesRead)
     }
     this.lease?.release()
+    return Effect.void
   }
 }
-
-/** The scope's finalizer for `held`, over nothing else. */
-const closing = (held: Held) => () => Effect.sync(() => held.close())
 
 /** The pool over the parts in context: registry, balancer, discovery. */
 const make = Effect.gen(function*() {
@@ -109,93 +110,85 @@ const make = Effect.gen(function*() {
   /** When each backend's last failed dial was logged: at most once per health interval. */
   const lastLogged = new WeakMap<BackendStatus, number>()
 
-  /** Accounts for a failed dial; fails with what the connection will end with if it was the last try. */
-  const failed = (
-    backend: BackendStatus,
-    reason: string,
-    local: boolean,
-    seconds: number
-  ): Effect.Effect<never, DialFailed | LocalResource> => {
+  /** Accounts for a failed dial: counted, logged (at most once per health interval), reported to health unless local. */
+  const failed = (backend: BackendStatus, reason: string, local: boolean, seconds: number): Effect.Effect<void> => {
     const address = backend.backend.address
     metrics.dialed(address, seconds, false)
     if (local) {
-      return Effect.andThen(
-        logLimits.log({
-          kind: "out of a local resource",
-          perSecond: 1,
-          level: "error",
-          message: `dial ${address} failed: ${reason}; not counted against the backend`
-        }),
-        Effect.fail(new LocalResource({ backend: address, reason }))
-      )
+      return logLimits.log({
+        kind: "out of a local resource",
+        perSecond: 1,
+        level: "error",
+        message: `dial ${address} failed: ${reason}; not counted against the backend`
+      })
     }
     const now = Date.now()
     const interval = Duration.toMillis(SubscriptionRef.getUnsafe(settings).health.interval)
     const previous = lastLogged.get(backend)
-    const log = previous !== undefined && now - previous < interval ? Effect.void : Effect.suspend(() => {
-      lastLogged.set(backend, now)
-      return Effect.logWarning(`dial ${address} failed: ${reason}`)
-    })
-    return registry.report(address, false, reason).pipe(
-      Effect.andThen(log),
-      Effect.andThen(Effect.fail(new DialFailed({ backend: address, reason })))
-    )
+    const report = registry.report(address, false, reason)
+    if (previous !== undefined && now - previous < interval) return report
+    lastLogged.set(backend, now)
+    return Effect.andThen(report, Effect.logWarning(`dial ${address} failed: ${reason}`))
   }
 
   /**
-   * Dials one candidate. Its active count is held from now until the
-   * connection's scope closes (or the dial fails): `held` gets the lease in
-   * the same step as it is taken, and the connection once it connects.
+   * Dials the candidates from `index` on until one connects, at most
+   * `attempts` of them; a local failure stops the retries. Each one's
+   * active count is held from its dial until the connection's scope closes
+   * (or the dial fails): `held` gets the lease in the same step as it is
+   * taken, and the connection once it connects. On the plain path this is
+   * one suspension (the dial) and no generator.
    */
-  const dialOne = (request: ConnectRequest, candidate: Backend, held: Held): Effect.Effect<Upstream, ConnectError> => {
-    const lease = registry.acquire(candidate.address)
-    if (lease === undefined) return Effect.fail(noBackend)
-    held.lease = lease
-    const started = performance.now()
-    // A plain connection reads into the shared buffer; a TLS session reads its own way.
-    const reads = request.tls === undefined ? new SharedBufferReads() : undefined
-    const connected = Effect.flatMap(dialer.dial(candidate, request.dialTimeoutMs, reads), (connection) => {
-      if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
-      if (request.preamble !== undefined) connection.write(request.preamble)
-      if (request.tls === undefined) {
-        return Effect.succeed(held.upstream = new Connected(lease, connection, connection, reads))
-      }
-      return Effect.map(
-        Effect.onError(request.tls.originate(connection, candidate, request.dialTimeoutMs), () =>
-          Effect.sync(() => connection.destroy())),
-        (socket) => (held.upstream = new Connected(lease, connection, socket, undefined))
-      )
-    })
-    return Effect.matchEffect(connected, {
-      onSuccess: (connectedTo) => {
-        metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
-        return Effect.succeed(connectedTo)
-      },
-      onFailure: (error) => {
-        lease.release()
-        return failed(
-          lease.backend,
-          error._tag === "DialError" ? error.detail : error.reason,
-          error._tag === "DialError" && error.reason === "local",
-          (performance.now() - started) / 1000
-        )
-      }
-    })
-  }
-
-  /** Dials the candidates from `index` on until one connects; a local failure stops the retries. */
-  const attempt = (
+  const dial = (
     request: ConnectRequest,
     candidates: ReadonlyArray<Backend>,
     index: number,
     attempts: number,
     held: Held
-  ): Effect.Effect<Upstream, ConnectError> =>
-    Effect.catchTag(
-      dialOne(request, candidates[index]!, held),
-      "DialFailed",
-      (error) => index + 1 < attempts ? attempt(request, candidates, index + 1, attempts, held) : Effect.fail(error)
-    )
+  ): Effect.Effect<Upstream, ConnectError> => {
+    const candidate = candidates[index]!
+    const lease = registry.acquire(candidate.address)
+    if (lease === undefined) return Effect.fail(noBackend)
+    held.lease = lease
+    const started = performance.now()
+    const { tls } = request
+    // A plain connection reads into the shared buffer; a TLS session reads its own way.
+    const reads = tls === undefined ? new SharedBufferReads() : undefined
+    const prepare = (connection: Net.Socket) => {
+      if (request.keepAliveMs > 0) connection.setKeepAlive(true, request.keepAliveMs)
+      if (request.preamble !== undefined) connection.write(request.preamble)
+    }
+    const dialled = dialer.dial(candidate, request.dialTimeoutMs, reads)
+    const connected = tls === undefined
+      ? Effect.map(dialled, (connection) => {
+        prepare(connection)
+        metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
+        return held.upstream = new Connected(lease, connection, connection, reads)
+      })
+      : Effect.flatMap(dialled, (connection) => {
+        prepare(connection)
+        return Effect.map(
+          Effect.onError(tls.originate(connection, candidate, request.dialTimeoutMs), () =>
+            Effect.sync(() => connection.destroy())),
+          (socket) => {
+            metrics.dialed(candidate.address, (performance.now() - started) / 1000, true)
+            return held.upstream = new Connected(lease, connection, socket, undefined)
+          }
+        )
+      })
+    return Effect.catch(connected, (error) => {
+      lease.release()
+      const reason = error._tag === "DialError" ? error.detail : error.reason
+      const local = error._tag === "DialError" && error.reason === "local"
+      const accounted = failed(lease.backend, reason, local, (performance.now() - started) / 1000)
+      const next: Effect.Effect<Upstream, ConnectError> = local
+        ? Effect.fail(new LocalResource({ backend: candidate.address, reason }))
+        : index + 1 < attempts
+        ? dial(request, candidates, index + 1, attempts, held)
+        : Effect.fail(new DialFailed({ backend: candidate.address, reason }))
+      return Effect.andThen(accounted, next)
+    })
+  }
 
   return Pool.of({
     registry,
@@ -203,11 +196,11 @@ const make = Effect.gen(function*() {
       // The finalizer comes first: a lease is only ever taken into something the scope will close.
       const held = new Held(metrics)
       return Effect.andThen(
-        Scope.addFinalizerExit(scope, closing(held)),
+        Scope.addFinalizerExit(scope, held.close),
         Effect.flatMap(balancer.candidates(request.client), (candidates) =>
           candidates.length === 0
             ? Effect.fail(noBackend)
-            : attempt(request, candidates, 0, Math.min(candidates.length, request.retries + 1), held))
+            : dial(request, candidates, 0, Math.min(candidates.length, request.retries + 1), held))
       )
     },
     prepare: (config) => Effect.map(discovery.resolve(config.backends), (backends) => ({ config, backends })),
