@@ -114,6 +114,8 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#from = from
     this.#to = to
     let flowing = true
+    // A socket whose reads came early stopped reading to hold them (a paused one was stopped by its reader).
+    const stopped = this.#early !== undefined || from.isPaused()
     if (this.#early !== undefined) {
       for (const chunk of this.#early) flowing = to.write(chunk)
       this.#early = undefined
@@ -129,8 +131,9 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     }
     if (from.readableEnded) to.end()
     else from.on("end", this.#ended)
-    if (flowing) from.resume()
-    else this.#wait()
+    // A socket still reading reads on, and its end comes without resuming it (which would cost a tick).
+    if (!flowing) this.#wait()
+    else if (stopped) from.resume()
   }
 }
 
