@@ -1,17 +1,20 @@
 /**
  * Reads into one buffer that every relayed socket shares (Node's `onread`),
  * instead of a fresh buffer per read. Each read is copied into a chunk from a
- * small pool and written on at once; the chunk goes back to the pool as soon
- * as the other side holds none of its bytes (at once when the write went
- * straight to the kernel, else once the other side drains). When the other
- * side cannot take more, the callback stops the socket reading there and
- * then. Backend sockets are dialled this way; a plain client socket, which
- * `net.Server` creates without `onread`, is switched over when its relay
- * starts ({@link adopt}).
+ * small pool and written on at once; the chunk goes back to the pool once
+ * its write is done. When the other side cannot take more, the callback
+ * stops the socket reading there and then. Backend sockets are dialled this
+ * way; a plain client socket, which `net.Server` creates without `onread`,
+ * is switched over when its relay starts ({@link adopt}).
  *
- * No write takes a callback: Node schedules a tick for every write whose
- * callback it has to call, and a connection that carries one request and
- * one response would pay two.
+ * Writes to the proxy's own sockets (a one-byte high-water mark) take no
+ * callback: Node schedules a tick for every write whose callback it has to
+ * call, and a connection that carries one request and one response would
+ * pay two. With that mark a write that cannot complete at once always ends
+ * in `drain`, so a chunk goes back when the other side holds none of its
+ * bytes: at once when the write went straight to the kernel, else when the
+ * other side drains. Other streams (a TLS session) report each write's end
+ * through its callback.
  *
  * Two things follow. A connection whose peer does not read holds one chunk
  * (32 KiB) of the other side's bytes, where `data` events would hold the
@@ -50,7 +53,12 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   #to: Net.Socket | undefined
   /** Whether `#from` has stopped reading until `#to` drains. */
   #waiting = false
-  /** Chunks whose bytes `#to` may still hold: written to it while it had earlier writes pending. */
+  /**
+   * Whether `#to` has a one-byte high-water mark: every write that waits
+   * ends in `drain`, and writes need no callback.
+   */
+  #drains = false
+  /** Chunks whose bytes `#to` may still hold, oldest first (writes complete in order). */
   readonly #inFlight: Array<Buffer> = []
   /** Reads before the relay started, in order. */
   #early: Array<Buffer> | undefined
@@ -66,6 +74,12 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#inFlight.length = 0
   }
 
+  /** A write to a stream that reports its end through the callback: the oldest chunk in flight is done. */
+  readonly #written = (): void => {
+    const chunk = this.#inFlight.shift()
+    if (chunk !== undefined) release(chunk)
+  }
+
   // `false` stops the socket reading until it is resumed.
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
     const to = this.#to
@@ -75,12 +89,18 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     }
     const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
     chunk.set(buffer.subarray(0, bytes))
-    const flowing = to.write(chunk.subarray(0, bytes))
-    // Nothing pending: the write went to the kernel whole, and so did every earlier one.
-    if (to.writableLength === 0) {
-      release(chunk)
-      if (this.#inFlight.length > 0) this.#settle(to)
-    } else this.#inFlight.push(chunk)
+    let flowing: boolean
+    if (this.#drains) {
+      flowing = to.write(chunk.subarray(0, bytes))
+      // Nothing pending: the write went to the kernel whole, and so did every earlier one.
+      if (to.writableLength === 0) {
+        release(chunk)
+        if (this.#inFlight.length > 0) this.#settle(to)
+      } else this.#inFlight.push(chunk)
+    } else {
+      this.#inFlight.push(chunk)
+      flowing = to.write(chunk.subarray(0, bytes), this.#written)
+    }
     if (flowing) return true
     this.#wait()
     return false
@@ -93,7 +113,7 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
 
   readonly #drained = (): void => {
     this.#waiting = false
-    if (this.#to !== undefined) this.#settle(this.#to)
+    if (this.#drains && this.#to !== undefined) this.#settle(this.#to)
     this.#from?.resume()
   }
 
@@ -113,6 +133,7 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   into(from: Net.Socket, to: Net.Socket): void {
     this.#from = from
     this.#to = to
+    this.#drains = to.writableHighWaterMark <= 1
     let flowing = true
     // A socket whose reads came early stopped reading to hold them (a paused one was stopped by its reader).
     const stopped = this.#early !== undefined || from.isPaused()

@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto"
+import { createHash, randomBytes, X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
 import type * as Net from "node:net"
 import * as Tls from "node:tls"
@@ -18,8 +18,10 @@ import {
   readAll,
   resetSeen,
   server,
+  sha256,
   startProxy,
   testConfig,
+  until,
   untilBlocked
 } from "./helpers.ts"
 
@@ -84,6 +86,47 @@ describe("TLS termination", () => {
       assert.strictEqual(seen.reply, "plain:hello")
       assert.strictEqual(seen.cn, "default")
     }))
+
+  it.live("a TLS client and a plaintext backend exchange 16 MiB each way intact under backpressure", () =>
+    Effect.gen(function*() {
+      // The backend's bytes go into the TLS session through pooled chunks, given back as each write ends (the
+      // session's writes take callbacks), and the session stops the backend's reads while it waits. The client
+      // first lets the backend's writes pile up (more than the socket buffers between them hold), then both ends
+      // read in bursts, so that the relay waits and resumes again and again in both directions.
+      const payload = randomBytes(16 * 1024 * 1024)
+      const inBursts = (socket: Net.Socket, hash: ReturnType<typeof createHash>) =>
+        socket.on("data", (chunk: Buffer) => {
+          hash.update(chunk)
+          socket.pause()
+          setImmediate(() => socket.resume())
+        })
+      let atBackend: string | undefined
+      const plain = yield* server((socket) => {
+        const hash = createHash("sha256")
+        inBursts(socket, hash)
+        socket.on("end", () => (atBackend = hash.digest("hex")))
+        socket.end(payload)
+      })
+      const proxy = yield* startProxy(testConfig([plain.address], { tls: Option.some(files("default")) }))
+      const socket = Tls.connect({ host: "127.0.0.1", port: proxy.port, ca, servername: "default.example.com" })
+      socket.on("error", () => {})
+      socket.pause()
+      socket.on("secureConnect", () => socket.end(payload))
+      // Health checks connect too, and send nothing.
+      yield* until("the backend's writes to wait", () =>
+        plain.accepted.some((accepted) => accepted.bytesRead > 0 && accepted.writableLength > 0))
+      const atClient = yield* Effect.callback<string, Error>((resume) => {
+        const hash = createHash("sha256")
+        socket.on("error", (error) => resume(Effect.fail(error)))
+        inBursts(socket, hash)
+        socket.on("end", () => resume(Effect.succeed(hash.digest("hex"))))
+        socket.resume()
+        return Effect.sync(() => socket.destroy())
+      })
+      assert.strictEqual(atClient, sha256(payload))
+      yield* until("the backend to read the client's bytes", () => atBackend !== undefined)
+      assert.strictEqual(atBackend, sha256(payload))
+    }), { timeout: 30_000 })
 
   it.live("--backend-tls re-encrypts toward a TLS backend, verified against --backend-ca", () =>
     Effect.gen(function*() {
