@@ -184,7 +184,7 @@ const make = Effect.gen(function*() {
       const next: Effect.Effect<Upstream, ConnectError> = local
         ? Effect.fail(new LocalResource({ backend: candidate.address, reason }))
         : index + 1 < attempts
-        ? dial(request, candidates, index + 1, attempts, held)
+        ? Effect.suspend(() => dial(request, candidates, index + 1, attempts, held))
         : Effect.fail(new DialFailed({ backend: candidate.address, reason }))
       return Effect.andThen(accounted, next)
     })

@@ -89,18 +89,11 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     }
     const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
     chunk.set(buffer.subarray(0, bytes))
-    let flowing: boolean
-    if (this.#drains) {
-      flowing = to.write(chunk.subarray(0, bytes))
-      // Nothing pending: the write went to the kernel whole, and so did every earlier one.
-      if (to.writableLength === 0) {
-        release(chunk)
-        if (this.#inFlight.length > 0) this.#settle(to)
-      } else this.#inFlight.push(chunk)
-    } else {
-      this.#inFlight.push(chunk)
-      flowing = to.write(chunk.subarray(0, bytes), this.#written)
-    }
+    this.#inFlight.push(chunk)
+    const view = chunk.subarray(0, bytes)
+    const flowing = this.#drains ? to.write(view) : to.write(view, this.#written)
+    // With nothing pending, the write went to the kernel whole, and so did every earlier one.
+    if (this.#drains) this.#settle(to)
     if (flowing) return true
     this.#wait()
     return false

@@ -11,6 +11,7 @@ import {
   connect,
   echoServer,
   exchange,
+  hashInBursts,
   type LogLine,
   openFds,
   readAll,
@@ -158,21 +159,13 @@ describe("relay", () => {
   it.live("every byte intact while writes wait: 8 connections, 16 MiB each way, both ends reading in bursts", () =>
     Effect.gen(function*() {
       // The proxy reuses the chunks it reads into once their writes are done: a chunk reused while a write still
-      // waited would corrupt a stream. Every client first lets its backend's writes pile up, then both ends read in
-      // bursts, so that writes wait on both sides again and again while the other connections keep reading.
-      // More than the socket buffers between a backend and its client hold: its writes wait until the client reads.
+      // waited would corrupt a stream. Every client first lets its backend's writes pile up (16 MiB is more than the
+      // socket buffers between them hold), then both ends read in bursts, so that writes wait on both sides again
+      // and again while the other connections keep reading.
       const payload = randomBytes(16 * 1024 * 1024)
-      const inBursts = (socket: Net.Socket, hash: ReturnType<typeof createHash>) =>
-        socket.on("data", (chunk: Buffer) => {
-          hash.update(chunk)
-          socket.pause()
-          setImmediate(() => socket.resume())
-        })
       const atBackends: Array<string> = []
       const backend = yield* server((socket) => {
-        const hash = createHash("sha256")
-        inBursts(socket, hash)
-        socket.on("end", () => atBackends.push(hash.digest("hex")))
+        hashInBursts(socket, (digest) => atBackends.push(digest))
         socket.end(payload)
       })
       const proxy = yield* startProxy(testConfig([backend.address]))
@@ -187,9 +180,7 @@ describe("relay", () => {
         relayedTo().length === 8 && relayedTo().every((socket) => socket.writableLength > 0))
       const atClients = yield* Effect.forEach(clients, (client) =>
         Effect.callback<string>((resume) => {
-          const hash = createHash("sha256")
-          inBursts(client, hash)
-          client.on("end", () => resume(Effect.succeed(hash.digest("hex"))))
+          hashInBursts(client, (digest) => resume(Effect.succeed(digest)))
           client.resume()
         }), { concurrency: "unbounded" })
       assert.deepStrictEqual(new Set(atClients), new Set([sha256(payload)]))

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, X509Certificate } from "node:crypto"
+import { randomBytes, X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
 import type * as Net from "node:net"
 import * as Tls from "node:tls"
@@ -15,6 +15,7 @@ import {
   eventually,
   type LogLine,
   flood,
+  hashInBursts,
   readAll,
   resetSeen,
   server,
@@ -94,17 +95,9 @@ describe("TLS termination", () => {
       // first lets the backend's writes pile up (more than the socket buffers between them hold), then both ends
       // read in bursts, so that the relay waits and resumes again and again in both directions.
       const payload = randomBytes(16 * 1024 * 1024)
-      const inBursts = (socket: Net.Socket, hash: ReturnType<typeof createHash>) =>
-        socket.on("data", (chunk: Buffer) => {
-          hash.update(chunk)
-          socket.pause()
-          setImmediate(() => socket.resume())
-        })
       let atBackend: string | undefined
       const plain = yield* server((socket) => {
-        const hash = createHash("sha256")
-        inBursts(socket, hash)
-        socket.on("end", () => (atBackend = hash.digest("hex")))
+        hashInBursts(socket, (digest) => (atBackend = digest))
         socket.end(payload)
       })
       const proxy = yield* startProxy(testConfig([plain.address], { tls: Option.some(files("default")) }))
@@ -116,10 +109,8 @@ describe("TLS termination", () => {
       yield* until("the backend's writes to wait", () =>
         plain.accepted.some((accepted) => accepted.bytesRead > 0 && accepted.writableLength > 0))
       const atClient = yield* Effect.callback<string, Error>((resume) => {
-        const hash = createHash("sha256")
         socket.on("error", (error) => resume(Effect.fail(error)))
-        inBursts(socket, hash)
-        socket.on("end", () => resume(Effect.succeed(hash.digest("hex"))))
+        hashInBursts(socket, (digest) => resume(Effect.succeed(digest)))
         socket.resume()
         return Effect.sync(() => socket.destroy())
       })

@@ -127,6 +127,21 @@ export const exchange = (port: number, data: string | Buffer) =>
 /** Hex SHA-256 of some bytes. */
 export const sha256 = (data: Buffer | Uint8Array): string => createHash("sha256").update(data).digest("hex")
 
+/**
+ * Reads `socket` in bursts (paused after every chunk until the next turn of
+ * the event loop, so that the writer keeps waiting on it) and hashes what it
+ * reads; `onEnd` gets the SHA-256 once the socket's end came.
+ */
+export const hashInBursts = (socket: Net.Socket, onEnd: (digest: string) => void): void => {
+  const hash = createHash("sha256")
+  socket.on("data", (chunk: Buffer) => {
+    hash.update(chunk)
+    socket.pause()
+    setImmediate(() => socket.resume())
+  })
+  socket.on("end", () => onEnd(hash.digest("hex")))
+}
+
 /** Open file descriptors of this process (sockets included). */
 export const openFds = (): number => readdirSync("/proc/self/fd").length
 
