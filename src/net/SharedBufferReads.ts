@@ -114,8 +114,18 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     return this.#waiting ? this.#from : undefined
   }
 
+  /**
+   * Passes the end on. When `to` is a TCP socket of the proxy's whose peer
+   * has ended too, and Node holds none of its bytes, closing it sends the
+   * same FIN as a shutdown would (the kernel still delivers what it holds,
+   * and nothing is left unread to turn the close into a reset): one system
+   * call fewer, and no round of the event loop waiting for the shutdown.
+   */
   readonly #ended = (): void => {
-    this.#to?.end()
+    const to = this.#to
+    if (to === undefined) return
+    if (this.#drains && to.readableEnded && to.writableLength === 0) to.destroy()
+    else to.end()
   }
 
   /** The options that make a socket read this way; made when asked, so that an open connection does not keep them. */
