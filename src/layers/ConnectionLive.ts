@@ -25,6 +25,7 @@ import * as ProxyProtocol from "../domain/ProxyProtocol.ts"
 import type * as ProxyProtocolReader from "../domain/ProxyProtocolReader.ts"
 import { readProxyHeader } from "../net/ProxyHeader.ts"
 import { relay, reset } from "../net/Relay.ts"
+import * as SharedBufferReads from "../net/SharedBufferReads.ts"
 import { AccessLog } from "../services/AccessLog.ts"
 import {
   BackendDown,
@@ -218,6 +219,8 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
     /** From a connected backend to the end of the relay. */
     const connectAndRelay = (conn: ClientConnection, entry: Entry): Effect.Effect<void, ConnectionError> => {
       conn.downstream = entry.downstream
+      // A plain client reads into the shared buffer from now on, also what it sends while its backend is dialled.
+      const clientReads = entry.downstream === conn.socket ? SharedBufferReads.adopt(conn.socket) : undefined
       const scope = conn.scope = Scope.makeUnsafe()
       return Effect.flatMap(entry.pool.connect(conn.request(entry), scope), (upstream) => {
         conn.upstream = upstream
@@ -232,6 +235,7 @@ export const layer: Layer.Layer<Connection, never, Routes | Metrics | Settings |
           backend: upstream.socket,
           clientTcp: conn.socket,
           backendTcp: upstream.connection,
+          clientReads,
           backendReads: upstream.reads,
           idleTimeoutMs: conn.limits.idleTimeoutMs
         })

@@ -30,12 +30,14 @@ export interface Reading<A, E> {
 export const readPrefix = <A, E>(socket: Net.Socket, timeoutMs: number, reading: Reading<A, E>) =>
   Effect.callback<A, E>((resume) => {
     let buffered: Buffer = Buffer.alloc(0)
-    const done = (outcome: Effect.Effect<A, E>) => {
+    /** Stops reading, gives back what `outcome` did not use (before the fiber goes on with the socket), resumes. */
+    const done = (outcome: Effect.Effect<A, E>, unused?: Buffer) => {
       clearTimeout(timer)
       socket.off("data", onData)
       socket.off("end", onEnd)
       socket.off("close", onEnd)
       socket.pause()
+      if (unused !== undefined) socket.unshift(unused)
       resume(outcome)
     }
     const onData = (chunk: Buffer) => {
@@ -46,10 +48,11 @@ export const readPrefix = <A, E>(socket: Net.Socket, timeoutMs: number, reading:
           return
         case "Failed":
           return done(Effect.fail(parsed.error))
-        case "Done": {
-          done(Effect.succeed(parsed.value))
-          if (parsed.used < buffered.length) socket.unshift(buffered.subarray(parsed.used))
-        }
+        case "Done":
+          return done(
+            Effect.succeed(parsed.value),
+            parsed.used < buffered.length ? buffered.subarray(parsed.used) : undefined
+          )
       }
     }
     const onEnd = () => done(Effect.fail(reading.truncated(buffered.length)))

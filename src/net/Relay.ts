@@ -1,7 +1,7 @@
 /**
  * Moves bytes between a client and its backend with the sockets' own
  * machinery: plain TCP sockets read into a shared buffer (see
- * {@link SharedBufferReads}), other streams through a `data` handler that
+ * `SharedBufferReads`), other streams through a `data` handler that
  * writes to the other side and pauses on backpressure; `end` is passed on as
  * a half-close. No Effect code runs per chunk; the relay is one suspension of
  * the connection's fiber.
@@ -12,7 +12,6 @@ import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
 import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
 import type { BackendReads } from "../services/Dialer.ts"
-import * as SharedBufferReads from "./SharedBufferReads.ts"
 import * as Stalls from "./Stalls.ts"
 
 /**
@@ -56,6 +55,8 @@ export interface Ends {
   /** The TCP sockets under them (the same sockets on the plain path): what a reset resets. */
   readonly clientTcp: Net.Socket
   readonly backendTcp: Net.Socket
+  /** How `client` delivers what it reads, when not through `data` events (see `SharedBufferReads.adopt`). */
+  readonly clientReads: BackendReads | undefined
   /** How `backend` delivers what it reads, when not through `data` events. */
   readonly backendReads: BackendReads | undefined
   /** Close both sides after this long without a byte either way; 0 for never. */
@@ -76,7 +77,7 @@ export interface Ends {
  */
 export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
   // Unpacked here, so that an open connection's closures hold the sockets and not the record.
-  const { backend, backendReads, backendTcp, client, clientTcp, idleTimeoutMs } = ends
+  const { backend, backendReads, backendTcp, client, clientReads, clientTcp, idleTimeoutMs } = ends
   return Effect.callback<void, RelayError>((resume) => {
     let failure: RelayError | undefined
     let open = 2
@@ -113,8 +114,6 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
         backend.destroy()
       })
     }
-    // A plain client socket reads into the shared buffer from here on; a TLS session reads its own way.
-    const clientReads = client === clientTcp ? SharedBufferReads.adopt(client) : undefined
     if (clientReads === undefined) forward(client, backend, clientTcp)
     else clientReads.into(client, backend)
     if (backendReads === undefined) forward(backend, client, backendTcp)

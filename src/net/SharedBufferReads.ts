@@ -5,7 +5,7 @@
  * its write is done. When the other side cannot take more, the callback
  * stops the socket reading there and then. Backend sockets are dialled this
  * way; a plain client socket, which `net.Server` creates without `onread`,
- * is switched over when its relay starts ({@link adopt}).
+ * is switched over before its backend is dialled ({@link adopt}).
  *
  * Writes to the proxy's own sockets (a one-byte high-water mark) take no
  * callback: Node schedules a tick for every write whose callback it has to
@@ -62,9 +62,15 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   readonly #inFlight: Array<Buffer> = []
   /** Reads before the relay started, in order. */
   #early: Array<Buffer> | undefined
+  /** How many bytes `#early` holds. */
+  #earlyBytes = 0
+  /** Whether the socket stopped reading to hold what it read before the relay started. */
+  #holding: boolean
 
+  /** `early`: what a socket read before it read this way; it stopped reading to hold that. */
   constructor(early?: Array<Buffer>) {
     this.#early = early
+    this.#holding = early !== undefined
   }
 
   /** Gives the chunks in flight back to the pool once `to` holds no bytes: all its writes are done. */
@@ -84,7 +90,11 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
     const to = this.#to
     if (to === undefined) {
+      // Reads before the relay starts are held, up to about a chunk; a socket that reads on needs no resuming then.
       ;(this.#early ??= []).push(Buffer.copyBytesFrom(buffer, 0, bytes))
+      this.#earlyBytes += bytes
+      if (this.#earlyBytes < chunkSize) return true
+      this.#holding = true
       return false
     }
     const chunk = free.pop() ?? Buffer.allocUnsafeSlow(chunkSize)
@@ -138,8 +148,8 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#to = to
     this.#drains = to.writableHighWaterMark <= 1
     let flowing = true
-    // A socket whose reads came early stopped reading to hold them (a paused one was stopped by its reader).
-    const stopped = this.#early !== undefined || from.isPaused()
+    // A socket that held enough early reads stopped reading (a paused one was stopped by its reader).
+    const stopped = this.#holding || from.isPaused()
     if (this.#early !== undefined) {
       for (const chunk of this.#early) flowing = to.write(chunk)
       this.#early = undefined

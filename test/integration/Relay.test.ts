@@ -24,6 +24,21 @@ import {
   until
 } from "./helpers.ts"
 
+/** A dialer that holds every dial until `release` completes; `dialling` completes when the first dial starts. */
+const heldDialer = (release: Deferred.Deferred<void>, dialling?: Deferred.Deferred<void>) =>
+  Layer.effect(
+    Dialer,
+    Effect.gen(function*() {
+      const live = yield* Dialer
+      return Dialer.of({
+        dial: (target, timeout, reads) =>
+          Effect.andThen(
+            dialling === undefined ? Effect.void : Deferred.succeed(dialling, undefined),
+            Effect.andThen(Deferred.await(release), live.dial(target, timeout, reads))
+          )
+      })
+    })
+  ).pipe(Layer.provide(DialerLive.layer))
 
 describe("relay", () => {
   it.live("echoes bytes unchanged and logs one line per connection", () => {
@@ -231,26 +246,29 @@ describe("relay", () => {
       yield* until("fds to return to the baseline", () => openFds() <= baseline)
     }))
 
+  it.live("a client that sends 8 MiB while its backend is being dialled: what the proxy held and the rest arrive intact", () =>
+    Effect.gen(function*() {
+      const backend = yield* echoServer()
+      const release = yield* Deferred.make<void>()
+      const proxy = yield* startProxy(testConfig([backend.address]), { dialer: heldDialer(release) })
+      const client: Net.Socket = yield* connect(proxy.port)
+      const payload = randomBytes(8 * 1024 * 1024)
+      const received = readAll(client)
+      client.end(payload)
+      // The proxy reads a chunk or two and stops; the rest waits in the kernel and in the client.
+      yield* until("the client's writes to wait", () => client.writableLength > 0)
+      yield* Deferred.succeed(release, undefined)
+      const reply = yield* received
+      assert.strictEqual(reply.data.length, payload.length)
+      assert.strictEqual(sha256(reply.data), sha256(payload))
+    }), { timeout: 30_000 })
+
   it.live("a client that sends FIN while its backend is being dialled is served and cleaned up", () =>
     Effect.gen(function*() {
       const backend = yield* echoServer()
       const release = yield* Deferred.make<void>()
       const dialling = yield* Deferred.make<void>()
-      // A dialer that holds every dial until the test releases it.
-      const slowDialer = Layer.effect(
-        Dialer,
-        Effect.gen(function*() {
-          const live = yield* Dialer
-          return Dialer.of({
-            dial: (target, timeout, reads) =>
-              Deferred.succeed(dialling, undefined).pipe(
-                Effect.andThen(Deferred.await(release)),
-                Effect.andThen(live.dial(target, timeout, reads))
-              )
-          })
-        })
-      ).pipe(Layer.provide(DialerLive.layer))
-      const proxy = yield* startProxy(testConfig([backend.address]), { dialer: slowDialer })
+      const proxy = yield* startProxy(testConfig([backend.address]), { dialer: heldDialer(release, dialling) })
       const client: Net.Socket = yield* connect(proxy.port)
       const received = readAll(client)
       client.end("early words")
