@@ -41,18 +41,29 @@ const heldDialer = (release: Deferred.Deferred<void>, dialling?: Deferred.Deferr
   ).pipe(Layer.provide(DialerLive.layer))
 
 describe("relay", () => {
-  it.live("echoes bytes unchanged and logs one line per connection", () => {
+  it.live("echoes bytes unchanged and logs one line per connection, with both ends as the sockets saw them", () => {
     const lines: Array<LogLine> = []
     return Effect.gen(function*() {
-      const backend = yield* echoServer()
+      // An echo server that notes where the proxy's connection came from (health checks connect too, and send nothing).
+      let relayedFrom: number | undefined
+      const backend = yield* server((socket) => {
+        socket.once("data", () => relayedFrom = socket.remotePort)
+        socket.on("data", (chunk) => socket.write(chunk))
+        socket.on("end", () => socket.end())
+      })
       const proxy = yield* startProxy(testConfig([backend.address]))
-      const reply = yield* exchange(proxy.port, "hello, proxy")
+      const client = yield* connect(proxy.port)
+      const clientPort = client.localPort
+      const received = readAll(client)
+      client.end("hello, proxy")
+      const reply = yield* received
       assert.strictEqual(reply.data.toString(), "hello, proxy")
       assert.isUndefined(reply.error)
       yield* until("the connection log line", () => closedLines(lines).length === 1)
       const [line] = closedLines(lines)
       assert.strictEqual(line!.annotations.backend, backend.address)
-      assert.match(String(line!.annotations.client), /^127\.0\.0\.1:\d+$/)
+      assert.strictEqual(line!.annotations.client, `127.0.0.1:${clientPort}`)
+      assert.strictEqual(line!.annotations.backend_local, `127.0.0.1:${relayedFrom}`)
       assert.strictEqual(line!.annotations.bytes_in, 12)
       assert.strictEqual(line!.annotations.bytes_out, 12)
       assert.strictEqual(line!.annotations.end, "done")
