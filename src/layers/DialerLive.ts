@@ -61,7 +61,8 @@ export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
         socket.destroy()
         resume(Effect.fail(new DialError({ backend: backend.address, reason, code })))
       }
-      const timer = setTimeout(() => fail("timeout", undefined), timeoutMs)
+      // Let go of once connected: an open connection keeps this scope (its error listener), not the timer.
+      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => fail("timeout", undefined), timeoutMs)
       // Once connected, an error is the relay's to see: until it watches, one must not crash the process.
       socket.on("error", (error: NodeJS.ErrnoException) => {
         if (!connected) fail(failureOf(error.code), error.code)
@@ -69,6 +70,7 @@ export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
       socket.on("connect", () => {
         connected = true
         clearTimeout(timer)
+        timer = undefined
         resume(Effect.succeed(socket))
       })
       return Effect.sync(() => {

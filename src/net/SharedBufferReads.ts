@@ -80,11 +80,15 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#inFlight.length = 0
   }
 
-  /** A write to a stream that reports its end through the callback: the oldest chunk in flight is done. */
-  readonly #written = (): void => {
-    const chunk = this.#inFlight.shift()
-    if (chunk !== undefined) release(chunk)
-  }
+  /**
+   * The callback of writes to a stream that reports their end that way
+   * (not the proxy's own sockets): the oldest chunk in flight is done.
+   * Made when such a stream is the other side.
+   */
+  #written: (() => void) | undefined
+
+  /** The `drain` listener on the other side: made, and added, the first time a write waits. */
+  #onDrain: (() => void) | undefined
 
   // `false` stops the socket reading until it is resumed.
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
@@ -105,18 +109,23 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     // With nothing pending, the write went to the kernel whole, and so did every earlier one.
     if (this.#drains) this.#settle(to)
     if (flowing) return true
-    this.#wait()
+    this.#wait(to)
     return false
   }
 
-  #wait(): void {
+  /** Stops until `to` drains; most connections never wait, and never pay for the listener. */
+  #wait(to: Net.Socket): void {
     this.#waiting = true
+    if (this.#onDrain === undefined) {
+      this.#onDrain = () => this.#drained(to)
+      to.on("drain", this.#onDrain)
+    }
     Stalls.watch(this)
   }
 
-  readonly #drained = (): void => {
+  #drained(to: Net.Socket): void {
     this.#waiting = false
-    if (this.#drains && this.#to !== undefined) this.#settle(this.#to)
+    if (this.#drains) this.#settle(to)
     this.#from?.resume()
   }
 
@@ -147,6 +156,12 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     this.#from = from
     this.#to = to
     this.#drains = to.writableHighWaterMark <= 1
+    if (!this.#drains) {
+      this.#written = () => {
+        const chunk = this.#inFlight.shift()
+        if (chunk !== undefined) release(chunk)
+      }
+    }
     let flowing = true
     // A socket that held enough early reads stopped reading (a paused one was stopped by its reader).
     const stopped = this.#holding || from.isPaused()
@@ -154,19 +169,18 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
       for (const chunk of this.#early) flowing = to.write(chunk)
       this.#early = undefined
     }
-    to.on("drain", this.#drained)
     // A socket dialled without `onread` (a dialer of an embedding app may ignore it) reads through `data` events.
     if (onreadKeys === undefined || Reflect.get(from, onreadKeys.callback) !== this.#read) {
       from.on("data", (chunk: Buffer) => {
         if (to.write(chunk)) return
         from.pause()
-        this.#wait()
+        this.#wait(to)
       })
     }
-    if (from.readableEnded) to.end()
+    if (from.readableEnded) this.#ended()
     else from.on("end", this.#ended)
     // A socket still reading reads on, and its end comes without resuming it (which would cost a tick).
-    if (!flowing) this.#wait()
+    if (!flowing) this.#wait(to)
     else if (stopped) from.resume()
   }
 }
