@@ -40,6 +40,14 @@ const shared = Buffer.allocUnsafeSlow(chunkSize)
 /** Chunks whose writes are done, ready for the next read. */
 const free: Array<Buffer> = []
 
+/**
+ * Reads before the relay starts are held, and the socket reads on while they
+ * come to less than this: a first request rarely needs more, and a socket
+ * that reads on needs no resuming (a tick) when the relay starts. Past it,
+ * the socket stops: a connection holds less than this and one chunk.
+ */
+const earlyReadOn = 4 * 1024
+
 /** Free chunks kept beyond this many are left to the garbage collector (1 MiB). */
 const maxFree = 32
 
@@ -94,10 +102,9 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {
     const to = this.#to
     if (to === undefined) {
-      // Reads before the relay starts are held, up to about a chunk; a socket that reads on needs no resuming then.
       ;(this.#early ??= []).push(Buffer.copyBytesFrom(buffer, 0, bytes))
       this.#earlyBytes += bytes
-      if (this.#earlyBytes < chunkSize) return true
+      if (this.#earlyBytes < earlyReadOn) return true
       this.#holding = true
       return false
     }
