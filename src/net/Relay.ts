@@ -34,6 +34,8 @@ const forward = (from: Net.Socket, to: Net.Socket, fromTcp: Net.Socket): void =>
   from.resume()
 }
 
+const ignore = () => {}
+
 /**
  * Resets a TCP socket (its peer sees RST: the stream was cut) and destroys
  * it. A socket whose FIN is being sent (`end()` called, the shutdown not yet
@@ -93,15 +95,27 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
       reset(clientTcp)
     }
     const watch = (socket: Net.Socket, tcp: Net.Socket, onError: () => void) => {
+      if (tcp === socket) {
+        // A TCP socket that fails closes with `hadError`: one listener sees both, and an error listener the socket
+        // already has (the listener's, the dialer's) keeps the error from being thrown.
+        if (socket.listenerCount("error") === 0) socket.on("error", ignore)
+        if (!socket.closed) {
+          socket.on("close", (hadError: boolean) => {
+            if (hadError) onError()
+            onClose()
+          })
+          return
+        }
+        if (socket.errored !== null) onError()
+        return onClose()
+      }
       if (socket.errored !== null) onError()
       else socket.on("error", onError)
       // An error found on the TCP socket under a TLS session (by a probe while it waited) ends the session too.
-      if (tcp !== socket) {
-        tcp.on("error", () => {
-          onError()
-          socket.destroy()
-        })
-      }
+      tcp.on("error", () => {
+        onError()
+        socket.destroy()
+      })
       if (socket.closed) onClose()
       else socket.on("close", onClose)
     }
