@@ -99,15 +99,16 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
         // A TCP socket that fails closes with `hadError`: one listener sees both, and an error listener the socket
         // already has (the listener's, the dialer's) keeps the error from being thrown.
         if (socket.listenerCount("error") === 0) socket.on("error", ignore)
-        if (!socket.closed) {
+        if (socket.closed) {
+          if (socket.errored !== null) onError()
+          onClose()
+        } else {
           socket.on("close", (hadError: boolean) => {
             if (hadError) onError()
             onClose()
           })
-          return
         }
-        if (socket.errored !== null) onError()
-        return onClose()
+        return
       }
       if (socket.errored !== null) onError()
       else socket.on("error", onError)

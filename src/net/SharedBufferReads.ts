@@ -55,7 +55,7 @@ const release = (chunk: Buffer): void => {
   if (free.length < maxFree) free.push(chunk)
 }
 
-/** One socket's reads: held (and the socket paused) until the relay says where they go. */
+/** One socket's reads: held (past a few KiB the socket stops reading) until the relay says where they go. */
 export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   #from: Net.Socket | undefined
   #to: Net.Socket | undefined
@@ -68,6 +68,14 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
   #drains = false
   /** Chunks whose bytes `#to` may still hold, oldest first (writes complete in order). */
   readonly #inFlight: Array<Buffer> = []
+  /**
+   * The callback of writes to a stream that reports their end that way
+   * (not the proxy's own sockets): the oldest chunk in flight is done.
+   * Made when such a stream is the other side.
+   */
+  #written: (() => void) | undefined
+  /** The `drain` listener on the other side: made, and added, the first time a write waits. */
+  #onDrain: (() => void) | undefined
   /** Reads before the relay started, in order. */
   #early: Array<Buffer> | undefined
   /** How many bytes `#early` holds. */
@@ -87,16 +95,6 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     for (const chunk of this.#inFlight) release(chunk)
     this.#inFlight.length = 0
   }
-
-  /**
-   * The callback of writes to a stream that reports their end that way
-   * (not the proxy's own sockets): the oldest chunk in flight is done.
-   * Made when such a stream is the other side.
-   */
-  #written: (() => void) | undefined
-
-  /** The `drain` listener on the other side: made, and added, the first time a write waits. */
-  #onDrain: (() => void) | undefined
 
   // `false` stops the socket reading until it is resumed.
   readonly #read = (bytes: number, buffer: Uint8Array): boolean => {

@@ -51,7 +51,8 @@ const resourceOf = (code: string | undefined): string => {
  * events: Node's `onread` options for the socket, and where the bytes go once
  * the relay starts. Reading this way lets backpressure stop the socket at
  * once, so a connection whose client does not read holds one read's worth of
- * the backend's bytes at most.
+ * the backend's bytes at most. A plain client socket the proxy accepted is
+ * switched to reading the same way before its backend is dialled.
  */
 export interface BackendReads {
   readonly onread: Net.OnReadOpts

@@ -266,7 +266,7 @@ describe("relay", () => {
       const payload = randomBytes(8 * 1024 * 1024)
       const received = readAll(client)
       client.end(payload)
-      // The proxy reads a chunk or two and stops; the rest waits in the kernel and in the client.
+      // The proxy holds a few KiB and a chunk at most and stops reading; the rest waits in the kernel and the client.
       yield* until("the client's writes to wait", () => client.writableLength > 0)
       yield* Deferred.succeed(release, undefined)
       const reply = yield* received
