@@ -92,7 +92,8 @@ const command = Command.make("tcp-proxy", Flags.flags, (input) =>
     const launch = <A, E>(proxy: Layer.Layer<A, E, Settings>) =>
       Layer.launch(proxy.pipe(
         Layer.provide(Layer.succeed(DrainCut, nextStop)),
-        Layer.provide(Logging.layer),
+        // With workers, the main thread carries their lines to stderr: it writes its own from there too.
+        Layer.provide(workers === 1 ? Logging.layer : Logging.layerControl),
         Layer.provideMerge(SettingsLive.layer(config))
       ))
     yield* workers === 1

@@ -6,19 +6,23 @@
  * @since 0.1.0
  */
 
+/** The words for how a connection ended: the `end` field of its line. */
+export const endWords = [
+  "done",
+  "client_reset",
+  "backend_reset",
+  "idle_timeout",
+  "dial_failed",
+  "no_backend",
+  "rejected",
+  "denied",
+  "protocol_error",
+  "backend_down",
+  "shutdown"
+] as const
+
 /** How a connection ended: the `end` field of its line. */
-export type EndWord =
-  | "done"
-  | "client_reset"
-  | "backend_reset"
-  | "idle_timeout"
-  | "dial_failed"
-  | "no_backend"
-  | "rejected"
-  | "denied"
-  | "protocol_error"
-  | "backend_down"
-  | "shutdown"
+export type EndWord = typeof endWords[number]
 
 /** The fields of one `connection closed` line, as SPEC.md names them. */
 export interface AccessEntry {

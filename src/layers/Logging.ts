@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import { Worker } from "node:worker_threads"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -21,6 +22,8 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as AccessLine from "../domain/AccessLine.ts"
 import type { LogLevelName } from "../domain/Config.ts"
+import * as LogRing from "../log/LogRing.ts"
+import type { LogThreadData } from "../log/LogThread.ts"
 import { AccessLog } from "../services/AccessLog.ts"
 import { Settings } from "../services/Settings.ts"
 
@@ -96,55 +99,167 @@ const batchedStderr = (windowMs: number) =>
     (writer) => Effect.sync(writer.flush)
   )
 
-/**
- * Replaces the default logger with one writing to stderr in the format and
- * from the level of the settings, and provides the access log writing into
- * the same batches; `worker` is the number of the worker thread it runs in.
- */
-export const layerFor = (worker: number | undefined): Layer.Layer<never, never, Settings> => Layer.unwrap(Effect.gen(function*() {
-  const settings = yield* Settings
-  let { logFormat, logLevel } = SubscriptionRef.getUnsafe(settings)
-  yield* SubscriptionRef.changes(settings).pipe(
-    Stream.runForEach((config) =>
-      Effect.sync(() => {
-        logFormat = config.logFormat
-        logLevel = config.logLevel
-      })
-    ),
-    Effect.forkScoped
-  )
-  const batches = yield* batchedStderr(25)
-  const writer = worker === undefined ? batches : {
-    write: (line: string) =>
-      batches.write(logFormat === "json" ? `${line.slice(0, -1)},"worker":${worker}}` : `${line} worker=${worker}`)
-  }
-  const logger = Logger.make<unknown, void>((options) => {
-    if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
-    writer.write((logFormat === "json" ? formatJson : formatText).log(options))
-  })
-  // Connections that close together share a millisecond: its timestamp is formatted once.
-  let stampedAt = 0
-  let stamp = ""
-  const accessLog = {
-    write: (entry: AccessLine.AccessEntry) =>
-      Effect.withFiber<void>((fiber) => {
-        const now = Date.now()
-        if (now !== stampedAt) {
-          stampedAt = now
-          stamp = new Date(now).toISOString()
-        }
-        const timestamp = stamp
-        writer.write(logFormat === "json" ? AccessLine.json(entry, timestamp) : AccessLine.text(entry, timestamp, fiber.id))
-        return Effect.void
-      })
-  }
-  // Effect's own minimum lets everything through; this logger filters by the level in force.
-  return Layer.mergeAll(
-    Logger.layer([logger]),
-    Layer.succeed(References.MinimumLogLevel, "All"),
-    Layer.succeed(AccessLog, accessLog)
-  )
-}))
+/** Where the logger's lines go, formatted (other lines) or as fields (access lines). */
+interface Output {
+  readonly line: (text: string) => void
+  readonly access: (entry: AccessLine.AccessEntry, timestamp: number, fiber: number, json: boolean) => void
+}
 
-/** The logger of a single process, or of the control part of workers. */
-export const layer: Layer.Layer<never, never, Settings> = layerFor(undefined)
+/** Lines formatted in this thread, into batches written to stderr from it. */
+const inThread = (write: (line: string) => void): Output => {
+  // Connections that close together share a millisecond: its timestamp is formatted once.
+  let stampedAt = Number.NaN
+  let stamp = ""
+  return {
+    line: write,
+    access: (entry, timestamp, fiber, json) => {
+      if (timestamp !== stampedAt) {
+        stampedAt = timestamp
+        stamp = new Date(timestamp).toISOString()
+      }
+      write(json ? AccessLine.json(entry, stamp) : AccessLine.text(entry, stamp, fiber))
+    }
+  }
+}
+
+/** The log thread's module (compiled, or run from source). */
+const threadEntry = new URL(import.meta.url.endsWith(".ts") ? "../log/LogThread.ts" : "../log/LogThread.js", import.meta.url)
+
+/** How long the last lines may take to be written at shutdown before the log thread is stopped anyway. */
+const lastWriteTimeout = "5 seconds"
+
+/**
+ * A log thread writing to `fd`, fed through a log ring. Should the thread
+ * end before it is stopped, what it left in the ring and every later line
+ * go to `fallback`.
+ */
+const logThread = (fd: number, windowMs: number, fallback: Output) => {
+  const ring = LogRing.make()
+  const writer = new LogRing.RingWriter(ring)
+  const worker = new Worker(threadEntry, { workerData: { ring, fd, windowMs } satisfies LogThreadData, stdout: true, stderr: true })
+  worker.unref()
+  let live = true
+  let stopping = false
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()))
+  // A thread that could not start, or failed, hands its lines back; the failure itself is not a log line to lose.
+  worker.on("error", () => {})
+  void exited.then(() => {
+    live = false
+    if (stopping) return
+    // A long line comes in parts: only its last ends with the newline.
+    let partial = ""
+    new LogRing.RingReader(ring).drain({
+      bytes: (bytes) => {
+        const text = partial + bytes.toString("utf8")
+        partial = text.endsWith("\n") ? "" : text
+        if (partial === "") fallback.line(text.slice(0, -1))
+      },
+      access: fallback.access
+    })
+  })
+  const output: Output = {
+    line: (text) => {
+      if (!(live && writer.line(text))) fallback.line(text)
+    },
+    access: (entry, timestamp, fiber, json) => {
+      if (!(live && writer.access(entry, timestamp, fiber, json))) fallback.access(entry, timestamp, fiber, json)
+    }
+  }
+  /** Has the thread write what is left, and waits for it to end. */
+  const stop = Effect.suspend(() => {
+    stopping = true
+    writer.stop()
+    return Effect.promise(() => exited)
+  }).pipe(
+    Effect.timeoutOrElse({ duration: lastWriteTimeout, orElse: () => Effect.promise(() => worker.terminate()) }),
+    Effect.asVoid
+  )
+  return { output, stop }
+}
+
+/** Whether lines at `level` come in with every connection. */
+const everyConnection = (level: LogLevelName) => level === "info" || level === "debug"
+
+/**
+ * The logger and the access log over `Settings`. `worker` is the number of
+ * the worker thread it runs in; `threaded` lets it hand the formatting and
+ * writing of its lines to a log thread once a level that logs every
+ * connection is in force (`fd` is where that thread writes).
+ */
+const make = (options: { readonly worker: number | undefined; readonly threaded: boolean; readonly fd: number }): Layer.Layer<never, never, Settings> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const settings = yield* Settings
+    let { logFormat, logLevel } = SubscriptionRef.getUnsafe(settings)
+    const batches = yield* batchedStderr(windowMs)
+    const { worker } = options
+    const here = inThread(
+      worker === undefined
+        ? batches.write
+        : (line) => batches.write(logFormat === "json" ? `${line.slice(0, -1)},"worker":${worker}}` : `${line} worker=${worker}`)
+    )
+    let output = here
+    let thread: ReturnType<typeof logThread> | undefined
+    /** From the first level that logs every connection on, a log thread writes the lines. */
+    const follow = () => {
+      if (!options.threaded || thread !== undefined || !everyConnection(logLevel)) return
+      batches.flush()
+      thread = logThread(options.fd, windowMs, here)
+      output = thread.output
+    }
+    yield* Effect.addFinalizer(() => thread?.stop ?? Effect.void)
+    follow()
+    yield* SubscriptionRef.changes(settings).pipe(
+      Stream.runForEach((config) =>
+        Effect.sync(() => {
+          logFormat = config.logFormat
+          logLevel = config.logLevel
+          follow()
+        })
+      ),
+      Effect.forkScoped
+    )
+    const logger = Logger.make<unknown, void>((options) => {
+      if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
+      output.line((logFormat === "json" ? formatJson : formatText).log(options))
+    })
+    const accessLog = {
+      write: (entry: AccessLine.AccessEntry) =>
+        Effect.withFiber<void>((fiber) => {
+          output.access(entry, Date.now(), fiber.id, logFormat === "json")
+          return Effect.void
+        })
+    }
+    // Effect's own minimum lets everything through; this logger filters by the level in force.
+    return Layer.mergeAll(
+      Logger.layer([logger]),
+      Layer.succeed(References.MinimumLogLevel, "All"),
+      Layer.succeed(AccessLog, accessLog)
+    )
+  }))
+
+/** How long a batch gathers lines before it is written. */
+const windowMs = 25
+
+/**
+ * The logger of a worker thread (`worker` is its number): its lines are
+ * formatted and batched in the worker, and reach stderr through the main
+ * thread.
+ */
+export const layerFor = (worker: number): Layer.Layer<never, never, Settings> => make({ worker, threaded: false, fd: 2 })
+
+/**
+ * The logger of the control part of workers: its lines are written from
+ * the main thread, which also carries the workers' lines to stderr.
+ */
+export const layerControl: Layer.Layer<never, never, Settings> = make({ worker: undefined, threaded: false, fd: 2 })
+
+/**
+ * The logger of a single-threaded proxy. At `info` and `debug`, where every
+ * connection writes a line, a log thread formats and writes the lines, and
+ * the thread serving connections only hands it each line's fields; `fd` is
+ * where that thread writes (stderr by default).
+ */
+export const layerThreaded = (fd = 2): Layer.Layer<never, never, Settings> => make({ worker: undefined, threaded: true, fd })
+
+/** The logger of a single-threaded proxy, writing to stderr. */
+export const layer: Layer.Layer<never, never, Settings> = layerThreaded()

@@ -1,3 +1,6 @@
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Result } from "effect"
 import * as Config from "../../src/domain/Config.ts"
@@ -27,37 +30,100 @@ const config = Config.make({
   logLevel: "info"
 })
 
-const logging = Logging.layer.pipe(Layer.provide(SettingsLive.layer(config)))
+const settings = SettingsLive.layer(config)
+
+/** Logs the lines every test checks: a short one, an access line, a long one, a non-ASCII one, then 2,000 more. */
+const logSome = Effect.gen(function*() {
+  const accessLog = yield* AccessLog
+  yield* Effect.logInfo("first")
+  yield* accessLog.write({
+    client: "127.0.0.1:5000",
+    backend: "127.0.0.1:6000",
+    backend_local: "127.0.0.1:7000",
+    bytes_in: 1,
+    bytes_out: 2,
+    duration_ms: 3,
+    end: "done"
+  })
+  yield* accessLog.write({
+    client: "[::1]:5001",
+    backend: undefined,
+    backend_local: undefined,
+    bytes_in: 0,
+    bytes_out: 0,
+    duration_ms: 0,
+    end: "no_backend"
+  })
+  yield* Effect.logInfo(long)
+  yield* Effect.logInfo("naïve ✓ 🚀")
+  for (let i = 0; i < 2_000; i++) yield* Effect.logInfo(`line ${i}`)
+})
+
+const long = "x".repeat(100_000) + "é🚀".repeat(30_000)
+
+/** What every test expects of the output of {@link logSome}. */
+const assertLogged = (output: string) => {
+  const lines = output.split("\n")
+  assert.strictEqual(lines.pop(), "", "the output ends with a newline")
+  assert.match(lines[0]!, / message=first$/)
+  assert.match(lines[1]!, /^timestamp=\S+ level=INFO fiber=#\d+ message="connection closed" client=127\.0\.0\.1:5000 backend=127\.0\.0\.1:6000 backend_local=127\.0\.0\.1:7000 bytes_in=1 bytes_out=2 duration_ms=3 end=done$/)
+  assert.match(lines[2]!, / message="connection closed" client=\[::1\]:5001 bytes_in=0 bytes_out=0 duration_ms=0 end=no_backend$/)
+  assert.isTrue(lines[3]!.endsWith(` message=${long}`))
+  assert.match(lines[4]!, / message="naïve ✓ 🚀"$/)
+  assert.deepStrictEqual(lines.slice(5).map((line) => line.replace(/.* message="(.*)"$/, "$1")), Array.from({ length: 2_000 }, (_, i) => `line ${i}`))
+}
 
 describe("Logging", () => {
-  it.effect("lines reach stderr whole and in order: long ones, non-ASCII ones, access lines among the others", () =>
+  it.effect("lines written from this thread reach stderr whole and in order: long ones, non-ASCII ones, access lines among the others", () =>
     capturingStderr((writes) =>
       Effect.gen(function*() {
-        const long = "x".repeat(100_000)
-        yield* Effect.scoped(Effect.gen(function*() {
-          const accessLog = yield* AccessLog
-          yield* Effect.logInfo("first")
-          yield* accessLog.write({
-            client: "127.0.0.1:5000",
-            backend: "127.0.0.1:6000",
-            backend_local: "127.0.0.1:7000",
-            bytes_in: 1,
-            bytes_out: 2,
-            duration_ms: 3,
-            end: "done"
-          })
-          yield* Effect.logInfo(long)
-          yield* Effect.logInfo("naïve ✓ 🚀")
-          for (let i = 0; i < 2_000; i++) yield* Effect.logInfo(`line ${i}`)
-        }).pipe(Effect.provide(logging)))
-        const lines = writes.join("").split("\n")
-        assert.strictEqual(lines.pop(), "", "the output ends with a newline")
-        assert.match(lines[0]!, / message=first$/)
-        assert.match(lines[1]!, / message="connection closed" client=127\.0\.0\.1:5000 .* end=done$/)
-        assert.isTrue(lines[2]!.endsWith(` message=${long}`))
-        assert.match(lines[3]!, / message="naïve ✓ 🚀"$/)
-        assert.deepStrictEqual(lines.slice(4).map((line) => line.replace(/.* message="(.*)"$/, "$1")), Array.from({ length: 2_000 }, (_, i) => `line ${i}`))
+        yield* Effect.scoped(logSome.pipe(Effect.provide(Logging.layerControl.pipe(Layer.provide(settings)))))
+        assertLogged(writes.join(""))
         assert.isAbove(writes.length, 1, "written in several batches")
       })
     ))
+
+  it.effect("at info, a log thread writes the same lines, whole and in order, all of them by the time the logger closes", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "logging-"))
+      const file = Path.join(dir, "stderr.log")
+      const fd = Fs.openSync(file, "w")
+      const writes: Array<string> = []
+      yield* capturingStderr((captured) =>
+        Effect.scoped(logSome.pipe(Effect.provide(Logging.layerThreaded(fd).pipe(Layer.provide(settings))))).pipe(
+          Effect.andThen(Effect.sync(() => writes.push(...captured)))
+        )
+      )
+      Fs.closeSync(fd)
+      const output = Fs.readFileSync(file, "utf8")
+      Fs.rmSync(dir, { recursive: true })
+      assertLogged(output)
+      assert.deepStrictEqual(writes, [], "nothing went through this thread's stderr")
+    }))
+
+  it.effect("the JSON format holds from the log thread too", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "logging-"))
+      const file = Path.join(dir, "stderr.log")
+      const fd = Fs.openSync(file, "w")
+      const json = SettingsLive.layer(Config.make({ ...config, logFormat: "json" }))
+      yield* Effect.scoped(logSome.pipe(Effect.provide(Logging.layerThreaded(fd).pipe(Layer.provide(json)))))
+      Fs.closeSync(fd)
+      const lines = Fs.readFileSync(file, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line))
+      Fs.rmSync(dir, { recursive: true })
+      assert.strictEqual(lines.length, 2_005)
+      assert.deepInclude(lines[1], {
+        level: "INFO",
+        message: "connection closed",
+        client: "127.0.0.1:5000",
+        backend: "127.0.0.1:6000",
+        backend_local: "127.0.0.1:7000",
+        bytes_in: 1,
+        bytes_out: 2,
+        duration_ms: 3,
+        end: "done"
+      })
+      assert.notProperty(lines[2], "backend")
+      assert.strictEqual(lines[3].message, long)
+    }))
 })
