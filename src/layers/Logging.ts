@@ -168,6 +168,8 @@ const logThread = (fd: number, windowMs: number, fallback: Output) => {
   /** Has the thread write what is left, and waits for it to end. */
   const stop = Effect.suspend(() => {
     stopping = true
+    // Until it ends, the thread keeps the process alive: the last lines are written before it exits.
+    worker.ref()
     writer.stop()
     return Effect.promise(() => exited)
   }).pipe(
