@@ -11,7 +11,6 @@
  *
  * @since 0.1.0
  */
-import { Worker } from "node:worker_threads"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -22,8 +21,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as AccessLine from "../domain/AccessLine.ts"
 import type { LogLevelName } from "../domain/Config.ts"
-import * as LogRing from "../log/LogRing.ts"
-import type { LogThreadData } from "../log/LogThread.ts"
+import type { LogOutput, LogWriter } from "../log/LogWriter.ts"
 import { AccessLog } from "../services/AccessLog.ts"
 import { Settings } from "../services/Settings.ts"
 
@@ -99,14 +97,8 @@ const batchedStderr = (windowMs: number) =>
     (writer) => Effect.sync(writer.flush)
   )
 
-/** Where the logger's lines go, formatted (other lines) or as fields (access lines). */
-interface Output {
-  readonly line: (text: string) => void
-  readonly access: (entry: AccessLine.AccessEntry, timestamp: number, fiber: number, json: boolean) => void
-}
-
 /** Lines formatted in this thread, into batches written to stderr from it. */
-const inThread = (write: (line: string) => void): Output => {
+const inThread = (write: (line: string) => void): LogOutput => {
   // Connections that close together share a millisecond: its timestamp is formatted once.
   let stampedAt = Number.NaN
   let stamp = ""
@@ -122,62 +114,8 @@ const inThread = (write: (line: string) => void): Output => {
   }
 }
 
-/** The log thread's module (compiled, or run from source). */
-const threadEntry = new URL(import.meta.url.endsWith(".ts") ? "../log/LogThread.ts" : "../log/LogThread.js", import.meta.url)
-
-/** How long the last lines may take to be written at shutdown before the log thread is stopped anyway. */
-const lastWriteTimeout = "5 seconds"
-
-/**
- * A log thread writing to `fd`, fed through a log ring. Should the thread
- * end before it is stopped, what it left in the ring and every later line
- * go to `fallback`.
- */
-const logThread = (fd: number, windowMs: number, fallback: Output) => {
-  const ring = LogRing.make()
-  const writer = new LogRing.RingWriter(ring)
-  const worker = new Worker(threadEntry, { workerData: { ring, fd, windowMs } satisfies LogThreadData, stdout: true, stderr: true })
-  worker.unref()
-  let live = true
-  let stopping = false
-  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()))
-  // A thread that could not start, or failed, hands its lines back; the failure itself is not a log line to lose.
-  worker.on("error", () => {})
-  void exited.then(() => {
-    live = false
-    if (stopping) return
-    // A long line comes in parts: only its last ends with the newline.
-    let partial = ""
-    new LogRing.RingReader(ring).drain({
-      bytes: (bytes) => {
-        const text = partial + bytes.toString("utf8")
-        partial = text.endsWith("\n") ? "" : text
-        if (partial === "") fallback.line(text.slice(0, -1))
-      },
-      access: fallback.access
-    })
-  })
-  const output: Output = {
-    line: (text) => {
-      if (!(live && writer.line(text))) fallback.line(text)
-    },
-    access: (entry, timestamp, fiber, json) => {
-      if (!(live && writer.access(entry, timestamp, fiber, json))) fallback.access(entry, timestamp, fiber, json)
-    }
-  }
-  /** Has the thread write what is left, and waits for it to end. */
-  const stop = Effect.suspend(() => {
-    stopping = true
-    // Until it ends, the thread keeps the process alive: the last lines are written before it exits.
-    worker.ref()
-    writer.stop()
-    return Effect.promise(() => exited)
-  }).pipe(
-    Effect.timeoutOrElse({ duration: lastWriteTimeout, orElse: () => Effect.promise(() => worker.terminate()) }),
-    Effect.asVoid
-  )
-  return { output, stop }
-}
+/** The log thread's side in this thread, loaded the first time a level that logs every connection is in force. */
+const loadLogWriter = Effect.promise((): Promise<typeof import("../log/LogWriter.ts")> => import("../log/LogWriter.ts"))
 
 /** Whether lines at `level` come in with every connection. */
 const everyConnection = (level: LogLevelName) => level === "info" || level === "debug"
@@ -200,22 +138,26 @@ const make = (options: { readonly worker: number | undefined; readonly threaded:
         : (line) => batches.write(logFormat === "json" ? `${line.slice(0, -1)},"worker":${worker}}` : `${line} worker=${worker}`)
     )
     let output = here
-    let thread: ReturnType<typeof logThread> | undefined
+    let thread: LogWriter | undefined
+    let starting = false
     /** From the first level that logs every connection on, a log thread writes the lines. */
-    const follow = () => {
-      if (!options.threaded || thread !== undefined || !everyConnection(logLevel)) return
-      batches.flush()
-      thread = logThread(options.fd, windowMs, here)
-      output = thread.output
-    }
+    const follow = Effect.suspend(() => {
+      if (!options.threaded || starting || !everyConnection(logLevel)) return Effect.void
+      starting = true
+      return Effect.map(loadLogWriter, ({ start }) => {
+        batches.flush()
+        thread = start(options.fd, windowMs, here)
+        output = thread.output
+      })
+    })
     yield* Effect.addFinalizer(() => thread?.stop ?? Effect.void)
-    follow()
+    yield* follow
     yield* SubscriptionRef.changes(settings).pipe(
       Stream.runForEach((config) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           logFormat = config.logFormat
           logLevel = config.logLevel
-          follow()
+          return follow
         })
       ),
       Effect.forkScoped
