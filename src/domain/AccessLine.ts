@@ -54,3 +54,19 @@ export const json = (entry: AccessEntry, timestamp: string): string =>
   `{"timestamp":"${timestamp}","level":"INFO","message":"connection closed","client":${JSON.stringify(entry.client)}${
     entry.backend === undefined ? "" : `,"backend":${JSON.stringify(entry.backend)}`
   }${entry.backend_local === undefined ? "" : `,"backend_local":${JSON.stringify(entry.backend_local)}`},"bytes_in":${entry.bytes_in},"bytes_out":${entry.bytes_out},"duration_ms":${entry.duration_ms},"end":"${entry.end}"}`
+
+/**
+ * Formats access lines, as JSON when `asJson`. Connections that close in the
+ * same millisecond share its timestamp, formatted once by each formatter.
+ */
+export const formatter = (): (entry: AccessEntry, timestamp: number, fiber: number, asJson: boolean) => string => {
+  let stampedAt = Number.NaN
+  let stamp = ""
+  return (entry, timestamp, fiber, asJson) => {
+    if (timestamp !== stampedAt) {
+      stampedAt = timestamp
+      stamp = new Date(timestamp).toISOString()
+    }
+    return asJson ? json(entry, stamp) : text(entry, stamp, fiber)
+  }
+}

@@ -99,18 +99,10 @@ const batchedStderr = (windowMs: number) =>
 
 /** Lines formatted in this thread, into batches written to stderr from it. */
 const inThread = (write: (line: string) => void): LogOutput => {
-  // Connections that close together share a millisecond: its timestamp is formatted once.
-  let stampedAt = Number.NaN
-  let stamp = ""
+  const format = AccessLine.formatter()
   return {
     line: write,
-    access: (entry, timestamp, fiber, json) => {
-      if (timestamp !== stampedAt) {
-        stampedAt = timestamp
-        stamp = new Date(timestamp).toISOString()
-      }
-      write(json ? AccessLine.json(entry, stamp) : AccessLine.text(entry, stamp, fiber))
-    }
+    access: (entry, timestamp, fiber, json) => write(format(entry, timestamp, fiber, json))
   }
 }
 

@@ -36,11 +36,11 @@ const lineChunk = Math.floor((maxRecord - 16) / 3)
 /** A string field's length when it is absent. */
 const absent = 0xffff
 
-/** A new ring of `bytes` bytes for records (at least 4 of the largest size). */
-export const make = (bytes = 1024 * 1024): SharedArrayBuffer =>
-  new SharedArrayBuffer(Math.max(bytes, 4 * maxRecord) + dataStart)
-
 const pad8 = (n: number) => (n + 7) & ~7
+
+/** A new ring of `bytes` bytes for records (at least 4 of the largest size; records start 8-aligned). */
+export const make = (bytes = 1024 * 1024): SharedArrayBuffer =>
+  new SharedArrayBuffer(pad8(Math.max(bytes, 4 * maxRecord)) + dataStart)
 
 /** The writing end: one thread only. */
 export class RingWriter {

@@ -55,17 +55,11 @@ const run = ({ fd, ring, windowMs }: LogThreadData) => {
       used += bytes.length
     }
   }
-  // Lines that close in the same millisecond share its timestamp, formatted once.
-  let stampedAt = Number.NaN
-  let stamp = ""
+  const format = AccessLine.formatter()
   const handler = {
     bytes: append,
     access: (entry: AccessLine.AccessEntry, timestamp: number, fiber: number, json: boolean) => {
-      if (timestamp !== stampedAt) {
-        stampedAt = timestamp
-        stamp = new Date(timestamp).toISOString()
-      }
-      const line = json ? AccessLine.json(entry, stamp) : AccessLine.text(entry, stamp, fiber)
+      const line = format(entry, timestamp, fiber, json)
       if (used + line.length * 3 + 1 > outBytes) flush()
       used += out.write(line, used, "utf8")
       out[used++] = 10

@@ -6,7 +6,8 @@ import { Effect, Layer, Result } from "effect"
 import * as Config from "../../src/domain/Config.ts"
 import * as Logging from "../../src/layers/Logging.ts"
 import * as SettingsLive from "../../src/layers/SettingsLive.ts"
-import { AccessLog } from "../../src/services/AccessLog.ts"
+import { type AccessEntry, AccessLog } from "../../src/services/AccessLog.ts"
+import type { Settings } from "../../src/services/Settings.ts"
 
 /** Runs `body` with stderr's writes captured, in the order written (as text). */
 const capturingStderr = <A, E, R>(body: (writes: Array<string>) => Effect.Effect<A, E, R>) =>
@@ -32,19 +33,22 @@ const config = Config.make({
 
 const settings = SettingsLive.layer(config)
 
+/** The first access line {@link logSome} writes. */
+const closed: AccessEntry = {
+  client: "127.0.0.1:5000",
+  backend: "127.0.0.1:6000",
+  backend_local: "127.0.0.1:7000",
+  bytes_in: 1,
+  bytes_out: 2,
+  duration_ms: 3,
+  end: "done"
+}
+
 /** Logs the lines every test checks: a short one, an access line, a long one, a non-ASCII one, then 2,000 more. */
 const logSome = Effect.gen(function*() {
   const accessLog = yield* AccessLog
   yield* Effect.logInfo("first")
-  yield* accessLog.write({
-    client: "127.0.0.1:5000",
-    backend: "127.0.0.1:6000",
-    backend_local: "127.0.0.1:7000",
-    bytes_in: 1,
-    bytes_out: 2,
-    duration_ms: 3,
-    end: "done"
-  })
+  yield* accessLog.write(closed)
   yield* accessLog.write({
     client: "[::1]:5001",
     backend: undefined,
@@ -73,6 +77,19 @@ const assertLogged = (output: string) => {
   assert.deepStrictEqual(lines.slice(5).map((line) => line.replace(/.* message="(.*)"$/, "$1")), Array.from({ length: 2_000 }, (_, i) => `line ${i}`))
 }
 
+/** Runs {@link logSome} with the log thread writing to a file, under `settings`; the file's text once the logger closed. */
+const loggedThroughThread = (settings: Layer.Layer<Settings>) =>
+  Effect.gen(function*() {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "logging-"))
+    const file = Path.join(dir, "stderr.log")
+    const fd = Fs.openSync(file, "w")
+    yield* Effect.scoped(logSome.pipe(Effect.provide(Logging.layerThreaded(fd).pipe(Layer.provide(settings)))))
+    Fs.closeSync(fd)
+    const output = Fs.readFileSync(file, "utf8")
+    Fs.rmSync(dir, { recursive: true })
+    return output
+  })
+
 describe("Logging", () => {
   it.effect("lines written from this thread reach stderr whole and in order: long ones, non-ASCII ones, access lines among the others", () =>
     capturingStderr((writes) =>
@@ -85,44 +102,20 @@ describe("Logging", () => {
 
   it.effect("at info, a log thread writes the same lines, whole and in order, all of them by the time the logger closes", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "logging-"))
-      const file = Path.join(dir, "stderr.log")
-      const fd = Fs.openSync(file, "w")
       const writes: Array<string> = []
-      yield* capturingStderr((captured) =>
-        Effect.scoped(logSome.pipe(Effect.provide(Logging.layerThreaded(fd).pipe(Layer.provide(settings))))).pipe(
-          Effect.andThen(Effect.sync(() => writes.push(...captured)))
-        )
+      const output = yield* capturingStderr((captured) =>
+        loggedThroughThread(settings).pipe(Effect.tap(() => Effect.sync(() => writes.push(...captured))))
       )
-      Fs.closeSync(fd)
-      const output = Fs.readFileSync(file, "utf8")
-      Fs.rmSync(dir, { recursive: true })
       assertLogged(output)
       assert.deepStrictEqual(writes, [], "nothing went through this thread's stderr")
     }))
 
   it.effect("the JSON format holds from the log thread too", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "logging-"))
-      const file = Path.join(dir, "stderr.log")
-      const fd = Fs.openSync(file, "w")
       const json = SettingsLive.layer(Config.make({ ...config, logFormat: "json" }))
-      yield* Effect.scoped(logSome.pipe(Effect.provide(Logging.layerThreaded(fd).pipe(Layer.provide(json)))))
-      Fs.closeSync(fd)
-      const lines = Fs.readFileSync(file, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line))
-      Fs.rmSync(dir, { recursive: true })
+      const lines = (yield* loggedThroughThread(json)).trimEnd().split("\n").map((line) => JSON.parse(line))
       assert.strictEqual(lines.length, 2_005)
-      assert.deepInclude(lines[1], {
-        level: "INFO",
-        message: "connection closed",
-        client: "127.0.0.1:5000",
-        backend: "127.0.0.1:6000",
-        backend_local: "127.0.0.1:7000",
-        bytes_in: 1,
-        bytes_out: 2,
-        duration_ms: 3,
-        end: "done"
-      })
+      assert.deepInclude(lines[1], { level: "INFO", message: "connection closed", ...closed })
       assert.notProperty(lines[2], "backend")
       assert.strictEqual(lines[3].message, long)
     }))
