@@ -31,6 +31,8 @@ export const failureOf = (code: string | undefined): DialFailure => {
   }
 }
 
+const ignore = () => {}
+
 /** Node passes stream options such as `highWaterMark` on to the socket; the typings leave them out. */
 interface DialOptions extends Net.TcpNetConnectOpts {
   readonly highWaterMark: number
@@ -55,24 +57,24 @@ export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
         onread: reads?.onread
       }
       const socket = Net.connect(options)
-      let connected = false
       const fail = (reason: DialFailure, code: string | undefined) => {
         clearTimeout(timer)
         socket.destroy()
         resume(Effect.fail(new DialError({ backend: backend.address, reason, code })))
       }
-      // Let go of once connected: an open connection keeps this scope (its error listener), not the timer.
-      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => fail("timeout", undefined), timeoutMs)
-      // Once connected, an error is the relay's to see: until it watches, one must not crash the process.
-      socket.on("error", (error: NodeJS.ErrnoException) => {
-        if (!connected) fail(failureOf(error.code), error.code)
-      })
-      socket.on("connect", () => {
-        connected = true
+      const timer = setTimeout(() => fail("timeout", undefined), timeoutMs)
+      const onError = (error: NodeJS.ErrnoException) => fail(failureOf(error.code), error.code)
+      // Once connected the dial lets go of its listeners: an open connection keeps none of this scope. An error is
+      // then the relay's to see; until it watches, the shared `ignore` keeps one from crashing the process.
+      const onConnect = () => {
         clearTimeout(timer)
-        timer = undefined
+        socket.removeListener("connect", onConnect)
+        socket.removeListener("error", onError)
+        socket.on("error", ignore)
         resume(Effect.succeed(socket))
-      })
+      }
+      socket.on("error", onError)
+      socket.on("connect", onConnect)
       return Effect.sync(() => {
         clearTimeout(timer)
         socket.destroy()

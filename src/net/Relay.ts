@@ -86,42 +86,46 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
     const onClose = () => {
       if (--open === 0) resume(failure === undefined ? Effect.void : Effect.fail(failure))
     }
-    const onClientError = () => {
-      failure ??= new ClientReset()
-      reset(backendTcp)
+    const onError = (side: Net.Socket) => {
+      if (side === client) {
+        failure ??= new ClientReset()
+        reset(backendTcp)
+      } else {
+        failure ??= new BackendReset()
+        reset(clientTcp)
+      }
     }
-    const onBackendError = () => {
-      failure ??= new BackendReset()
-      reset(clientTcp)
+    // One listener for both TCP sockets (Node calls it with the socket as `this`): an open connection keeps one
+    // closure for its closes, not one per socket. A TCP socket that fails closes with `hadError`.
+    function onTcpClose(this: Net.Socket, hadError: boolean) {
+      if (hadError) onError(this)
+      onClose()
     }
-    const watch = (socket: Net.Socket, tcp: Net.Socket, onError: () => void) => {
+    const watch = (socket: Net.Socket, tcp: Net.Socket) => {
       if (tcp === socket) {
-        // A TCP socket that fails closes with `hadError`: one listener sees both, and an error listener the socket
-        // already has (the listener's, the dialer's) keeps the error from being thrown.
+        // An error listener the socket already has (the listener's, the dialer's) keeps the error from being thrown.
         if (socket.listenerCount("error") === 0) socket.on("error", ignore)
         if (socket.closed) {
-          if (socket.errored !== null) onError()
+          if (socket.errored !== null) onError(socket)
           onClose()
         } else {
-          socket.on("close", (hadError: boolean) => {
-            if (hadError) onError()
-            onClose()
-          })
+          socket.on("close", onTcpClose)
         }
         return
       }
-      if (socket.errored !== null) onError()
-      else socket.on("error", onError)
+      const onSessionError = () => onError(socket)
+      if (socket.errored !== null) onSessionError()
+      else socket.on("error", onSessionError)
       // An error found on the TCP socket under a TLS session (by a probe while it waited) ends the session too.
       tcp.on("error", () => {
-        onError()
+        onSessionError()
         socket.destroy()
       })
       if (socket.closed) onClose()
       else socket.on("close", onClose)
     }
-    watch(client, clientTcp, onClientError)
-    watch(backend, backendTcp, onBackendError)
+    watch(client, clientTcp)
+    watch(backend, backendTcp)
     if (idleTimeoutMs > 0) {
       client.setTimeout(idleTimeoutMs, () => {
         failure ??= new IdleTimeout()
