@@ -150,6 +150,10 @@ export class SharedBufferReads implements BackendReads, Stalls.Stoppable {
     if (to === undefined) return
     if (this.#drains && to.readableEnded && to.writableLength === 0) to.destroy()
     else to.end()
+    // The other way round: `from`'s own end, passed on when its other side ended first, may still wait for its
+    // shutdown (Node runs it a round of the event loop later). Both ways are done now, and closing sends that FIN.
+    const from = this.#from
+    if (from !== undefined && from.writableEnded && from.writableLength === 0 && !from.destroyed) from.destroy()
   }
 
   /** The options that make a socket read this way; made when asked, so that an open connection does not keep them. */
