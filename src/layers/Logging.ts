@@ -130,6 +130,19 @@ const make = (options: { readonly worker: number | undefined; readonly threaded:
         : (line) => batches.write(logFormat === "json" ? `${line.slice(0, -1)},"worker":${worker}}` : `${line} worker=${worker}`)
     )
     let output = here
+    const logger = Logger.make<unknown, void>((options) => {
+      if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
+      output.line((logFormat === "json" ? formatJson : formatText).log(options))
+    })
+    /** A log thread that ended early says so, once, through this thread (where its lines now go). */
+    const threadFailed = (reason: string) => {
+      output = here
+      Effect.runFork(
+        Effect.logWarning(`the log thread failed (${reason}): lines are written from the serving thread from now on`).pipe(
+          Effect.provideService(Logger.CurrentLoggers, new Set([logger]))
+        )
+      )
+    }
     let thread: LogWriter | undefined
     let starting = false
     /** From the first level that logs every connection on, a log thread writes the lines. */
@@ -138,7 +151,7 @@ const make = (options: { readonly worker: number | undefined; readonly threaded:
       starting = true
       return Effect.map(loadLogWriter, ({ start }) => {
         batches.flush()
-        thread = start(options.fd, windowMs, here)
+        thread = start({ fd: options.fd, windowMs, fallback: here, onFailure: threadFailed })
         output = thread.output
       })
     })
@@ -154,10 +167,6 @@ const make = (options: { readonly worker: number | undefined; readonly threaded:
       ),
       Effect.forkScoped
     )
-    const logger = Logger.make<unknown, void>((options) => {
-      if (!LogLevel.isGreaterThanOrEqualTo(options.logLevel, levels[logLevel])) return
-      output.line((logFormat === "json" ? formatJson : formatText).log(options))
-    })
     const accessLog = {
       write: (entry: AccessLine.AccessEntry) =>
         Effect.withFiber<void>((fiber) => {

@@ -30,22 +30,39 @@ const threadEntry = new URL(import.meta.url.endsWith(".ts") ? "./LogThread.ts" :
 /** How long the last lines may take to be written at shutdown before the log thread is stopped anyway. */
 const lastWriteTimeout = "5 seconds"
 
-/**
- * A log thread writing to `fd`, fed through a log ring. Should the thread
- * end before it is stopped, what it left in the ring and every later line
- * go to `fallback`.
- */
-export const start = (fd: number, windowMs: number, fallback: LogOutput): LogWriter => {
+/** How a log thread is started: where it writes, how it batches, and where lines go should it fail. */
+export interface LogWriterOptions {
+  /** Where the thread writes: 2 for stderr. */
+  readonly fd: number
+  readonly windowMs: number
+  /** Where what the thread left in the ring, and every later line, go should it end before it is stopped. */
+  readonly fallback: LogOutput
+  /** Told once, after `fallback` has the lines the thread left, why it ended early. */
+  readonly onFailure: (reason: string) => void
+  /** The thread's program: the log thread's module unless given (a test gives one that fails). */
+  readonly program?: URL
+}
+
+/** A log thread fed through a log ring. */
+export const start = (options: LogWriterOptions): LogWriter => {
+  const { fallback, fd, windowMs } = options
   const ring = LogRing.make()
   const writer = new LogRing.RingWriter(ring)
-  const worker = new Worker(threadEntry, { workerData: { ring, fd, windowMs } satisfies LogThreadData, stdout: true, stderr: true })
+  const worker = new Worker(options.program ?? threadEntry, {
+    workerData: { ring, fd, windowMs } satisfies LogThreadData,
+    stdout: true,
+    stderr: true
+  })
   worker.unref()
   let live = true
   let stopping = false
-  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()))
-  // A thread that could not start, or failed, hands its lines back; the failure itself is not a log line to lose.
-  worker.on("error", () => {})
-  void exited.then(() => {
+  let failure: string | undefined
+  const exited = new Promise<number>((resolve) => worker.once("exit", resolve))
+  // A thread that could not start, or failed, hands its lines back and says why once they are written.
+  worker.on("error", (error) => {
+    failure ??= error.message
+  })
+  void exited.then((code) => {
     live = false
     if (stopping) return
     // A long line comes in parts: only its last ends with the newline.
@@ -58,6 +75,7 @@ export const start = (fd: number, windowMs: number, fallback: LogOutput): LogWri
       },
       access: fallback.access
     })
+    options.onFailure(failure ?? `it exited with code ${code}`)
   })
   const output: LogOutput = {
     line: (text) => {
