@@ -5,6 +5,7 @@
  */
 import * as Net from "node:net"
 import * as Effect from "effect/Effect"
+import { constVoid } from "effect/Function"
 import * as Layer from "effect/Layer"
 import { DialError, type DialFailure, Dialer } from "../services/Dialer.ts"
 
@@ -30,8 +31,6 @@ export const failureOf = (code: string | undefined): DialFailure => {
       return "other"
   }
 }
-
-const ignore = () => {}
 
 /** Node passes stream options such as `highWaterMark` on to the socket; the typings leave them out. */
 interface DialOptions extends Net.TcpNetConnectOpts {
@@ -65,12 +64,12 @@ export const layer: Layer.Layer<Dialer> = Layer.succeed(Dialer)({
       const timer = setTimeout(() => fail("timeout", undefined), timeoutMs)
       const onError = (error: NodeJS.ErrnoException) => fail(failureOf(error.code), error.code)
       // Once connected the dial lets go of its listeners: an open connection keeps none of this scope. An error is
-      // then the relay's to see; until it watches, the shared `ignore` keeps one from crashing the process.
+      // then the relay's to see; until it watches, the shared no-op `constVoid` keeps one from crashing the process.
       const onConnect = () => {
         clearTimeout(timer)
         socket.removeListener("connect", onConnect)
         socket.removeListener("error", onError)
-        socket.on("error", ignore)
+        socket.on("error", constVoid)
         resume(Effect.succeed(socket))
       }
       socket.on("error", onError)

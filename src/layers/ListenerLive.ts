@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { constVoid } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../domain/Address.ts"
@@ -20,8 +21,6 @@ import { ListenError, Listener } from "../services/Listener.ts"
 import { LogLimits } from "../services/LogLimits.ts"
 import { Settings } from "../services/Settings.ts"
 import { DrainCut, Draining } from "../services/Shutdown.ts"
-
-const ignore = () => {}
 
 /** The process's soft limit on open files, where the system says (Linux's /proc); undefined elsewhere. */
 const descriptorLimit = (): number | undefined => {
@@ -94,7 +93,7 @@ export const layerWith = (
     // paused client is read no further than one read.
     const server = Net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: 1 }, (socket) => {
       // Until the relay watches it, an error on the socket must not crash the process.
-      socket.on("error", ignore)
+      socket.on("error", constVoid)
       connections.runUnsafe(connection.handle(socket))
     })
     const bound = yield* bind(server, (yield* SubscriptionRef.get(settings)).listen, options.reusePort === true)

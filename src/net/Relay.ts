@@ -10,6 +10,7 @@
  */
 import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
+import { constVoid } from "effect/Function"
 import { BackendReset, ClientReset, IdleTimeout, type RelayError } from "../services/Connection.ts"
 import type { BackendReads } from "../services/Dialer.ts"
 import * as Stalls from "./Stalls.ts"
@@ -33,8 +34,6 @@ const forward = (from: Net.Socket, to: Net.Socket, fromTcp: Net.Socket): void =>
   else from.on("end", () => to.end())
   from.resume()
 }
-
-const ignore = () => {}
 
 /**
  * Resets a TCP socket (its peer sees RST: the stream was cut) and destroys
@@ -104,7 +103,7 @@ export const relay = (ends: Ends): Effect.Effect<void, RelayError> => {
     const watch = (socket: Net.Socket, tcp: Net.Socket) => {
       if (tcp === socket) {
         // An error listener the socket already has (the listener's, the dialer's) keeps the error from being thrown.
-        if (socket.listenerCount("error") === 0) socket.on("error", ignore)
+        if (socket.listenerCount("error") === 0) socket.on("error", constVoid)
         if (socket.closed) {
           if (socket.errored !== null) onError(socket)
           onClose()
