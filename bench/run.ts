@@ -4,7 +4,9 @@
  * Starts the backends, the proxy under test and the baselines on 127.0.0.1,
  * measures each workload for every contender in interleaved rounds
  * (A B C A B C ...), and prints a markdown table of medians with the ratio
- * to the plain node:net pipe proxy. Raw results go to bench/results/<time>/.
+ * to the plain node:net pipe proxy. A second, identical pipe process runs
+ * last in each round: its ratio to the first is the run's own noise. Raw
+ * results go to bench/results/<time>/.
  * With --profile, a further, unmeasured pass runs the proxy (and the pipe
  * proxy, for comparison) under `node --cpu-prof` for each workload, and
  * takes heap snapshots and `process.memoryUsage()` for the idle one.
@@ -63,7 +65,7 @@ const usage = `usage: npm run bench -- [options]
   --warmup S         seconds of unmeasured warm-up per contender (default 1)
   --only LIST        workloads among rr,churn,bulk,idle,latency (default all)
   --contenders LIST  among direct,pipe,pipe-2,effect,effect-info,effect-guarded,effect-workers2,
-                     effect-workers-auto,haproxy,haproxy-2,nginx,nginx-2 (default all)
+                     effect-workers-auto,haproxy,haproxy-2,nginx,nginx-2,pipe-again (default all)
   --connections N    wrk keep-alive connections               (default 64)
   --idle-conns N     idle connections held open (a proxy needs 2N file
                      descriptors; the bench raises ulimit -n to the hard limit) (default 5000)
@@ -234,7 +236,8 @@ const contenderIds = [
   "haproxy",
   "haproxy-2",
   "nginx",
-  "nginx-2"
+  "nginx-2",
+  "pipe-again"
 ]
 
 
@@ -263,7 +266,8 @@ const labels: Record<string, string> = {
   haproxy: "HAProxy mode tcp, nbthread 1",
   "haproxy-2": "HAProxy mode tcp, nbthread 2",
   nginx: "nginx stream, 1 worker",
-  "nginx-2": "nginx stream, 2 workers"
+  "nginx-2": "nginx stream, 2 workers",
+  "pipe-again": "node:net pipe proxy again (same code: the run's noise)"
 }
 
 interface Running {
@@ -306,12 +310,13 @@ const startContender = async (
   switch (id) {
     case "pipe":
     case "pipe-2":
+    case "pipe-again":
     case "effect":
     case "effect-info":
     case "effect-guarded":
     case "effect-workers2":
     case "effect-workers-auto": {
-      const [script, args] = id === "pipe" || id === "pipe-2"
+      const [script, args] = id === "pipe" || id === "pipe-2" || id === "pipe-again"
         ? [Path.join(benchDir, "pipe-proxy.ts"), [String(port), String(target), id === "pipe-2" ? "2" : "1"]]
         : [Path.join(ctx.app, "dist", "Main.js"), [
           "--laddr",
@@ -1117,6 +1122,8 @@ const main = async () => {
   else notes.push("HAProxy skipped: apt-get install haproxy")
   if (stream !== false) available.push("nginx", "nginx-2")
   else notes.push(has("nginx") ? "nginx stream skipped: apt-get install libnginx-mod-stream" : "nginx stream skipped: apt-get install nginx libnginx-mod-stream")
+  // Last in every round: a second plain pipe, whose ratio to the first shows how far two identical proxies read apart.
+  available.push("pipe-again")
   for (const note of notes) log(note)
 
   const profiles: Array<string> = []
@@ -1223,7 +1230,7 @@ const main = async () => {
     "",
     rendered,
     "",
-    "vs pipe: ratio of the medians (latency: pipe / contender, so higher is better); paired: median of the per-round ratios; p50, p99: latency (wrk's, or the rate client's for latency); proxy CPU/op: user+system CPU of the proxy process (nginx: its worker) per request, connection or GB.",
+    "vs pipe: ratio of the medians (latency: pipe / contender, so higher is better); paired: median of the per-round ratios; p50, p99: latency (wrk's, or the rate client's for latency); proxy CPU/op: user+system CPU of the proxy process (nginx: its worker) per request, connection or GB. The pipe proxy again: a second process of the same pipe, measured last in each round; its ratio to the pipe is how far two identical proxies read apart in this run.",
     ...notes.map((note) => `- ${note}`)
   ].join("\n")
   Fs.writeFileSync(Path.join(out, "results.json"), JSON.stringify({ options, machine: info, samples, notes }, null, 2))
