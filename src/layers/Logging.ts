@@ -118,7 +118,12 @@ const everyConnection = (level: LogLevelName) => level === "info" || level === "
  * writing of its lines to a log thread once a level that logs every
  * connection is in force (`fd` is where that thread writes).
  */
-const make = (options: { readonly worker: number | undefined; readonly threaded: boolean; readonly fd: number }): Layer.Layer<never, never, Settings> =>
+const make = (options: {
+  readonly worker: number | undefined
+  readonly threaded: boolean
+  readonly fd: number
+  readonly threadProgram?: URL
+}): Layer.Layer<never, never, Settings> =>
   Layer.unwrap(Effect.gen(function*() {
     const settings = yield* Settings
     let { logFormat, logLevel } = SubscriptionRef.getUnsafe(settings)
@@ -151,7 +156,13 @@ const make = (options: { readonly worker: number | undefined; readonly threaded:
       starting = true
       return Effect.map(loadLogWriter, ({ start }) => {
         batches.flush()
-        thread = start({ fd: options.fd, windowMs, fallback: here, onFailure: threadFailed })
+        thread = start({
+          fd: options.fd,
+          windowMs,
+          fallback: here,
+          onFailure: threadFailed,
+          ...(options.threadProgram === undefined ? {} : { program: options.threadProgram })
+        })
         output = thread.output
       })
     })
@@ -202,9 +213,11 @@ export const layerControl: Layer.Layer<never, never, Settings> = make({ worker: 
  * The logger of a single-threaded proxy. At `info` and `debug`, where every
  * connection writes a line, a log thread formats and writes the lines, and
  * the thread serving connections only hands it each line's fields; `fd` is
- * where that thread writes (stderr by default).
+ * where that thread writes (stderr by default). `threadProgram` replaces the
+ * log thread's module (a test gives one that fails).
  */
-export const layerThreaded = (fd = 2): Layer.Layer<never, never, Settings> => make({ worker: undefined, threaded: true, fd })
+export const layerThreaded = (fd = 2, threadProgram?: URL): Layer.Layer<never, never, Settings> =>
+  make({ worker: undefined, threaded: true, fd, ...(threadProgram === undefined ? {} : { threadProgram }) })
 
 /** The logger of a single-threaded proxy, writing to stderr. */
 export const layer: Layer.Layer<never, never, Settings> = layerThreaded()

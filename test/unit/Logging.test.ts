@@ -2,7 +2,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Result } from "effect"
+import { Effect, Layer, Result, Schedule } from "effect"
 import * as Config from "../../src/domain/Config.ts"
 import * as Logging from "../../src/layers/Logging.ts"
 import * as SettingsLive from "../../src/layers/SettingsLive.ts"
@@ -119,4 +119,27 @@ describe("Logging", () => {
       assert.notProperty(lines[2], "backend")
       assert.strictEqual(lines[3].message, long)
     }))
+
+  it.live("a log thread that fails: its lines and every later one are written from this thread, after one warn line saying so", () =>
+    capturingStderr((writes) =>
+      Effect.gen(function*() {
+        const failing = new URL(`data:text/javascript,${encodeURIComponent("throw new Error('no room to start')")}`)
+        const warning = "the log thread failed (no room to start): lines are written from the serving thread from now on"
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* logSome
+          // The thread fails as it starts, after taking some of the lines: wait until this thread has said so.
+          yield* Effect.suspend(() => writes.join("").includes(warning) ? Effect.void : Effect.fail("not yet")).pipe(
+            Effect.retry(Schedule.spaced("10 millis")),
+            Effect.timeout("5 seconds")
+          )
+          yield* Effect.logInfo("after")
+        }).pipe(Effect.provide(Logging.layerThreaded(2, failing).pipe(Layer.provide(settings)))))
+        const lines = writes.join("").split("\n")
+        const warnings = lines.filter((line) => line.includes(warning))
+        assert.strictEqual(warnings.length, 1)
+        assert.match(warnings[0]!, /level=WARN/)
+        assertLogged(lines.filter((line) => !line.includes(warning) && !line.endsWith(" message=after")).join("\n"))
+        assert.isTrue(lines.at(-2)!.endsWith(" message=after"), "a line logged after the failure comes last")
+      })
+    ))
 })
